@@ -1,0 +1,166 @@
+"""Scale presets, device and dtype selection, and seeding.
+
+One knob picks the size of every experiment: the environment variable ``RLHF_EDU_SCALE``
+(``tiny``, ``gpt2`` or ``auto``; default ``auto``). Notebooks call :func:`get_scale` and read
+sizes from the returned :class:`Scale`; they never hard-code them.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+SCALES = ("tiny", "gpt2", "auto")
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_DIR = PACKAGE_DIR.parent
+TINY_MODEL_DIR = REPO_DIR / "data" / "tiny"
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Sizes shared by every notebook at one scale."""
+
+    name: str
+    """``"tiny"`` or ``"gpt2"``."""
+    model_source: str
+    """Directory or hub id the base model and tokenizer load from."""
+    reason: str = ""
+    """One line saying why this scale was picked (filled in by ``auto``)."""
+    max_prompt_tokens: int = 16
+    """Prompts are truncated (from the left) to this many tokens."""
+    max_response_tokens: int = 24
+    """Tokens sampled per response in RL notebooks."""
+    max_pair_tokens: int = 64
+    """Prompt+response length cap for reward-model and DPO batches."""
+    rl_batch_size: int = 32
+    """Prompts per RL iteration."""
+    rl_iterations: int = 40
+    """RL iterations (PPO / f-DPG / REINFORCE) per run."""
+    pref_batch_size: int = 16
+    """Preference pairs per reward-model / DPO step."""
+    pref_steps: int = 120
+    """Optimizer steps for reward-model / DPO training."""
+    eval_pairs: int = 256
+    """Held-out preference pairs used in evaluations."""
+    dtype: str = "float32"
+    """Training dtype: ``float32`` on CPU, ``bfloat16`` on GPUs that support it."""
+    extra: dict = field(default_factory=dict)
+    """Notebook-specific overrides."""
+
+    def with_(self, **kwargs) -> "Scale":
+        """A copy with some fields replaced."""
+        return replace(self, **kwargs)
+
+
+def tiny() -> Scale:
+    """The CPU preset: the shipped 4-layer, width-256 GPT-2 with an 8k BPE vocabulary."""
+    return Scale(name="tiny", model_source=str(TINY_MODEL_DIR))
+
+
+def gpt2(source: str | None = None) -> Scale:
+    """The one-GPU preset: GPT-2 small (124M) from ``RLHF_EDU_GPT2_PATH`` or the hub."""
+    src = source or os.environ.get("RLHF_EDU_GPT2_PATH") or "openai-community/gpt2"
+    return Scale(
+        name="gpt2",
+        model_source=src,
+        max_prompt_tokens=16,
+        max_response_tokens=32,
+        max_pair_tokens=96,
+        rl_batch_size=64,
+        rl_iterations=100,
+        pref_batch_size=32,
+        pref_steps=400,
+        eval_pairs=512,
+        dtype="bfloat16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "float32",
+    )
+
+
+def gpt2_weights_available(source: str | None = None) -> tuple[bool, str]:
+    """Whether GPT-2 small can be had without error, and where from (or why not)."""
+    src = source or os.environ.get("RLHF_EDU_GPT2_PATH")
+    if src:
+        if (Path(src) / "config.json").exists():
+            return True, f"local directory {src}"
+        return False, f"RLHF_EDU_GPT2_PATH={src} has no config.json"
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        hit = try_to_load_from_cache("openai-community/gpt2", "config.json")
+        if isinstance(hit, str):
+            return True, "Hugging Face cache"
+    except Exception:  # pragma: no cover - depends on hub library internals
+        pass
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        return False, "HF_HUB_OFFLINE=1 and GPT-2 is not cached"
+    try:
+        from huggingface_hub import HfApi
+
+        HfApi().model_info("openai-community/gpt2", timeout=5)
+        return True, "Hugging Face hub"
+    except Exception:
+        return False, "the Hugging Face hub is unreachable and GPT-2 is not cached"
+
+
+def get_scale(name: str | None = None, verbose: bool = True) -> Scale:
+    """Resolve the scale from ``name`` or ``RLHF_EDU_SCALE`` (default ``auto``).
+
+    ``auto`` picks ``gpt2`` when CUDA is available and GPT-2's weights can be had, and ``tiny``
+    otherwise, printing one line that says why.
+    """
+    name = (name or os.environ.get("RLHF_EDU_SCALE") or "auto").strip().lower()
+    if name not in SCALES:
+        raise ValueError(f"scale: expected one of {SCALES}, got {name!r} (set RLHF_EDU_SCALE)")
+    if name == "tiny":
+        scale = tiny().with_(reason="requested tiny")
+    elif name == "gpt2":
+        scale = gpt2().with_(reason="requested gpt2")
+    else:
+        if not torch.cuda.is_available():
+            scale = tiny().with_(reason="auto: no CUDA device, using the tiny CPU model")
+        else:
+            ok, where = gpt2_weights_available()
+            if ok:
+                scale = gpt2().with_(reason=f"auto: CUDA available and GPT-2 found ({where})")
+            else:
+                scale = tiny().with_(reason=f"auto: CUDA available but {where}; using tiny")
+    if verbose:
+        print(f"[rlhf_edu] scale={scale.name} ({scale.reason})")
+    return scale
+
+
+def pick_device(prefer: str | None = None) -> torch.device:
+    """``cuda`` when available (or ``prefer``), otherwise ``cpu``."""
+    if prefer:
+        return torch.device(prefer)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def pick_dtype(device: torch.device | str, scale: Scale | None = None) -> torch.dtype:
+    """float32 on CPU; bfloat16 on a GPU that supports it (when the scale asks for it)."""
+    device = torch.device(device)
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        if scale is None or scale.dtype == "bfloat16":
+            return torch.bfloat16
+    return torch.float32
+
+
+def seed_everything(seed: int = 0, threads: int | None = None) -> torch.Generator:
+    """Seed python, numpy and torch; return a torch CPU generator seeded with ``seed``.
+
+    ``threads`` sets ``torch.set_num_threads`` (the course machines have 2 cores).
+    """
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed: expected a non-negative int, got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    g = torch.Generator()
+    g.manual_seed(seed)
+    return g

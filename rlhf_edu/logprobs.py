@@ -1,0 +1,148 @@
+"""Token and sequence log-probabilities, and masked reductions.
+
+Shapes: B batch, T tokens, V vocabulary. Masks are 0/1 tensors of any dtype (bool, long, float).
+
+The one sequence log-prob helper is :func:`sequence_logprob`, with an explicit
+``reduction="sum" | "mean"``: DPO uses the *sum* over response tokens, the length-normalised NLL
+of DPO+NLL uses the *mean*. Mixing the two up is a classic source of bugs.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .models import position_ids_from_mask
+
+REDUCTIONS = ("sum", "mean")
+
+
+def _check_same_shape(**tensors: torch.Tensor) -> None:
+    shapes = {k: tuple(v.shape) for k, v in tensors.items()}
+    if len(set(shapes.values())) > 1:
+        raise ValueError(f"{' / '.join(shapes)}: expected equal shapes, got {shapes}")
+
+
+def logprobs_of_labels(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """log softmax(logits)[label] at each position, with no shift.
+
+    logits: (B, T, V); labels: (B, T) long. Returns (B, T) float32. Equal to
+    ``torch.gather(logits.log_softmax(-1), -1, labels[..., None])[..., 0]``.
+    """
+    if logits.dim() != 3 or labels.shape != logits.shape[:2]:
+        raise ValueError(f"logits/labels: expected (B, T, V) and (B, T), got {tuple(logits.shape)} "
+                         f"and {tuple(labels.shape)}")
+    logits = logits.float()
+    picked = logits.gather(-1, labels[..., None]).squeeze(-1)  # (B, T)
+    return picked - torch.logsumexp(logits, dim=-1)  # (B, T) log p(label)
+
+
+def token_logprobs(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
+    """Next-token log-probs with the shift done right.
+
+    Position t of the output is log p(input_ids[:, t+1] | input_ids[:, :t+1]), scored by
+    ``logits[:, t]``. logits: (B, T, V); input_ids: (B, T). Returns (B, T-1); pair it with
+    ``mask[:, 1:]``.
+    """
+    if logits.dim() != 3 or input_ids.shape != logits.shape[:2]:
+        raise ValueError(f"logits/input_ids: expected (B, T, V) and (B, T), got {tuple(logits.shape)} "
+                         f"and {tuple(input_ids.shape)}")
+    return logprobs_of_labels(logits[:, :-1], input_ids[:, 1:])  # (B, T-1)
+
+
+def forward_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """``model``'s logits (B, T, V) with position ids counted over real tokens (padding-safe)."""
+    return model(input_ids=input_ids, attention_mask=attention_mask,
+                 position_ids=position_ids_from_mask(attention_mask)).logits
+
+
+def model_token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Shifted token log-probs (B, T-1) of ``input_ids`` (B, T) under ``model``."""
+    return token_logprobs(forward_logits(model, input_ids, attention_mask), input_ids)
+
+
+def response_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                    prompt_length: int) -> torch.Tensor:
+    """Logits (B, R, V) that score the response tokens ``input_ids[:, P:]`` (P = prompt_length)."""
+    logits = forward_logits(model, input_ids, attention_mask)  # (B, P+R, V)
+    return logits[:, prompt_length - 1 : -1]  # (B, R, V)
+
+
+def response_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                      prompt_length: int) -> torch.Tensor:
+    """Log-probs (B, R) of the response tokens ``input_ids[:, P:]`` under ``model``.
+
+    For a :class:`rlhf_edu.generation.Rollout` ``ro``, ``response_logprobs(model, ro.input_ids,
+    ro.attention_mask, ro.prompt_length)`` re-scores the samples (e.g. under the reference).
+    """
+    logits = response_logits(model, input_ids, attention_mask, prompt_length)  # (B, R, V)
+    return logprobs_of_labels(logits, input_ids[:, prompt_length:])  # (B, R)
+
+
+def masked_sum(x: torch.Tensor, mask: torch.Tensor, dim: int | None = None) -> torch.Tensor:
+    """Sum of ``x`` where ``mask`` is 1 (over ``dim``, or everything). x, mask: same shape."""
+    _check_same_shape(x=x, mask=mask)
+    m = mask.to(x.dtype)
+    return (x * m).sum() if dim is None else (x * m).sum(dim)
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim: int | None = None) -> torch.Tensor:
+    """Mean of ``x`` over positions where ``mask`` is 1, over ``dim`` (or everything).
+
+    x, mask: same shape. Raises ``ValueError`` when the mask selects nothing (for ``dim``: when
+    any slice selects nothing) instead of returning NaN.
+    """
+    _check_same_shape(x=x, mask=mask)
+    m = mask.to(x.dtype)
+    count = m.sum() if dim is None else m.sum(dim)
+    if (count == 0).any():
+        raise ValueError("mask: expected at least one nonzero entry per reduced slice, got none")
+    return (x * m).sum() / count if dim is None else (x * m).sum(dim) / count
+
+
+def masked_var(x: torch.Tensor, mask: torch.Tensor, unbiased: bool = True) -> torch.Tensor:
+    """Variance of the masked entries of ``x`` (scalar); Bessel-corrected when ``unbiased``."""
+    mean = masked_mean(x, mask)
+    var = masked_mean((x - mean) ** 2, mask)
+    if unbiased:
+        n = mask.to(x.dtype).sum()
+        if n < 2:
+            raise ValueError("mask: an unbiased variance needs at least 2 selected entries")
+        var = var * n / (n - 1)
+    return var
+
+
+def masked_whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True, eps: float = 1e-8) -> torch.Tensor:
+    """(x - mean) / std over the masked entries (mean kept when ``shift_mean=False``).
+
+    Used for PPO advantages. Entries outside the mask are returned unchanged in scale but are
+    meaningless; keep multiplying by the mask downstream.
+    """
+    mean, var = masked_mean(x, mask), masked_var(x, mask)
+    out = (x - mean) * torch.rsqrt(var + eps)
+    return out if shift_mean else out + mean
+
+
+def sequence_logprob(token_logps: torch.Tensor, mask: torch.Tensor, reduction: str) -> torch.Tensor:
+    """log P(y|x) of each sequence from its token log-probs.
+
+    token_logps: (B, L) per-token log-probs; mask: (B, L), 1 on the tokens of y.
+    ``reduction="sum"`` gives log P(y|x) = sum_t log p(y_t|...) (what DPO uses);
+    ``reduction="mean"`` gives it divided by |y| (the length-normalised form of DPO+NLL, eq. 8).
+    Returns (B,). Rows whose mask is all zero raise ``ValueError``.
+    """
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction: expected one of {REDUCTIONS}, got {reduction!r}")
+    if token_logps.dim() != 2:
+        raise ValueError(f"token_logps: expected (B, L), got {tuple(token_logps.shape)}")
+    _check_same_shape(token_logps=token_logps, mask=mask)
+    if (mask.to(token_logps.dtype).sum(-1) == 0).any():
+        raise ValueError("mask: every row needs at least one response token, got an all-zero row")
+    if reduction == "sum":
+        return masked_sum(token_logps, mask, dim=-1)  # (B,)
+    return masked_mean(token_logps, mask, dim=-1)  # (B,)
+
+
+def batch_sequence_logprob(model, batch: dict, reduction: str = "sum") -> torch.Tensor:
+    """log P(response | prompt) (B,) for a batch from :func:`rlhf_edu.data.tokenize_prompt_response`."""
+    lp = model_token_logprobs(model, batch["input_ids"], batch["attention_mask"])  # (B, T-1)
+    return sequence_logprob(lp, batch["response_mask"][:, 1:], reduction)  # (B,)

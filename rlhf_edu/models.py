@@ -1,0 +1,166 @@
+"""Tokenizer, policy, frozen reference, reward and value models at a scale.
+
+All models are ``transformers.GPT2LMHeadModel`` (policy, reference) or a GPT-2 backbone with a
+scalar head (reward, value). Dropout is switched off everywhere: RLHF compares log-probs of the
+same tokens under several models, and dropout noise would bias those comparisons.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .config import Scale, get_scale, pick_device, pick_dtype
+
+NO_DROPOUT = dict(resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+
+
+def _resolve(scale: Scale | str | None) -> Scale:
+    if isinstance(scale, Scale):
+        return scale
+    return get_scale(scale, verbose=False)
+
+
+def _check_source(scale: Scale) -> None:
+    if scale.name == "tiny":
+        if not (Path(scale.model_source) / "config.json").exists():
+            raise FileNotFoundError(
+                f"The tiny base model is missing from {scale.model_source}. Rebuild it with "
+                "`rlhf-edu pretrain` (about 10 minutes on 2 CPU cores)."
+            )
+        return
+    local = Path(scale.model_source)
+    if local.is_absolute() or local.exists():
+        if not (local / "config.json").exists():
+            raise FileNotFoundError(
+                f"RLHF_EDU_GPT2_PATH={scale.model_source} does not hold a GPT-2 checkpoint "
+                "(no config.json). Save one with `GPT2LMHeadModel.from_pretrained('gpt2')"
+                ".save_pretrained(DIR)` on a machine with internet, or unset the variable."
+            )
+
+
+def _gpt2_error(scale: Scale, err: Exception) -> RuntimeError:
+    return RuntimeError(
+        f"Could not load GPT-2 small from {scale.model_source!r} ({type(err).__name__}: {err}).\n"
+        "Fix: connect to the internet once so the Hugging Face hub can be reached, or download "
+        "GPT-2 elsewhere, copy the directory here and set RLHF_EDU_GPT2_PATH=/path/to/gpt2, "
+        "or run at the CPU scale with RLHF_EDU_SCALE=tiny."
+    )
+
+
+def load_tokenizer(scale: Scale | str | None = None):
+    """The tokenizer at ``scale`` (pad token = EOS, right padding)."""
+    from transformers import AutoTokenizer
+
+    scale = _resolve(scale)
+    _check_source(scale)
+    try:
+        tok = AutoTokenizer.from_pretrained(scale.model_source)
+    except Exception as err:  # hub or disk failure
+        if scale.name == "tiny":
+            raise
+        raise _gpt2_error(scale, err) from err
+    if len(tok) < 256:  # guard against the silently-empty tokenizer pitfall
+        raise RuntimeError(f"tokenizer from {scale.model_source} has only {len(tok)} tokens")
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    tok.padding_side = "right"
+    return tok
+
+
+def load_base_model(scale: Scale | str | None = None, device: str | torch.device | None = None,
+                    dtype: torch.dtype | None = None):
+    """The pretrained ``GPT2LMHeadModel`` at ``scale``, dropout off, in train mode."""
+    from transformers import GPT2LMHeadModel
+
+    scale = _resolve(scale)
+    _check_source(scale)
+    device = pick_device(device)
+    dtype = dtype or pick_dtype(device, scale)
+    try:
+        model = GPT2LMHeadModel.from_pretrained(scale.model_source, dtype=dtype, **NO_DROPOUT)
+    except Exception as err:
+        if scale.name == "tiny":
+            raise
+        raise _gpt2_error(scale, err) from err
+    model.config.pad_token_id = model.config.eos_token_id
+    return model.to(device).train()
+
+
+def load_policy(scale: Scale | str | None = None, device=None, dtype=None):
+    """``(model, tokenizer)`` at ``scale``: the starting point of every notebook."""
+    scale = _resolve(scale)
+    return load_base_model(scale, device, dtype), load_tokenizer(scale)
+
+
+def frozen_copy(model: nn.Module) -> nn.Module:
+    """A deep copy in eval mode with every parameter's ``requires_grad`` off (the reference)."""
+    ref = copy.deepcopy(model)
+    ref.eval()
+    for p in ref.parameters():
+        p.requires_grad_(False)
+    return ref
+
+
+def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Positions 0, 1, ... counted over real tokens, so left padding does not shift them.
+
+    attention_mask: (B, T) of 0/1. Returns (B, T) long.
+    """
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # (B, T)
+
+
+class ScalarHeadModel(nn.Module):
+    """A GPT-2 backbone plus a linear head giving one scalar per token.
+
+    ``forward`` returns per-token scalars (B, T) (a value model); :meth:`score` returns the scalar
+    at the last non-pad token (B,) (a reward model).
+    """
+
+    def __init__(self, backbone: nn.Module, hidden_size: int):
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Linear(hidden_size, 1)
+        nn.init.normal_(self.head.weight, std=1.0 / (hidden_size + 1) ** 0.5)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """input_ids, attention_mask: (B, T). Returns per-token scalars (B, T), float32."""
+        h = self.backbone(input_ids=input_ids, attention_mask=attention_mask,
+                          position_ids=position_ids_from_mask(attention_mask)).last_hidden_state  # (B, T, H)
+        return self.head(h.to(self.head.weight.dtype)).squeeze(-1).float()  # (B, T)
+
+    def score(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The scalar at each row's last non-pad token (right or left padding). Returns (B,)."""
+        if attention_mask.sum(-1).min() == 0:
+            raise ValueError("attention_mask: every row needs at least one real token")
+        values = self(input_ids, attention_mask)  # (B, T)
+        T = attention_mask.shape[1]
+        idx = T - 1 - attention_mask.long().flip(-1).argmax(-1)  # (B,) last index with mask 1
+        return values.gather(1, idx[:, None]).squeeze(1)  # (B,)
+
+
+def scalar_head_from_lm(lm: nn.Module) -> ScalarHeadModel:
+    """A :class:`ScalarHeadModel` whose backbone is a deep copy of ``lm``'s transformer."""
+    backbone = copy.deepcopy(lm.transformer)
+    model = ScalarHeadModel(backbone, lm.config.n_embd)
+    p = next(backbone.parameters())
+    return model.to(device=p.device, dtype=p.dtype)
+
+
+def load_reward_model(scale: Scale | str | None = None, device=None, dtype=None) -> ScalarHeadModel:
+    """An untrained reward model (pretrained backbone, fresh scalar head) at ``scale``."""
+    return scalar_head_from_lm(load_base_model(scale, device, dtype))
+
+
+def load_value_model(scale: Scale | str | None = None, device=None, dtype=None) -> ScalarHeadModel:
+    """An untrained value model (pretrained backbone, fresh scalar head) at ``scale``."""
+    return scalar_head_from_lm(load_base_model(scale, device, dtype))
+
+
+def n_parameters(model: nn.Module) -> int:
+    """Number of distinct parameters (tied weights counted once)."""
+    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
