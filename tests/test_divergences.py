@@ -357,4 +357,4 @@ def test_kl_categorical_matches_scipy_property(pq):
         assert got == math.inf
     else:
         assert got == pytest.approx(want, rel=1e-9, abs=1e-12)
-        assert got >= 0
+        assert got >= -1e-12  # rounding only
