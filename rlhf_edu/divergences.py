@@ -28,7 +28,7 @@ __all__ = [
     "kl_categorical", "kl_gaussian", "k1", "k2", "k3", "per_token_kl", "sampled_log_ratio",
     "SequenceKL", "sequence_kl_estimates", "FDivergence", "FORWARD_KL", "REVERSE_KL",
     "TOTAL_VARIATION", "JENSEN_SHANNON", "F_DIVERGENCES", "get_f_divergence", "f_divergence",
-    "check_probabilities",
+    "check_probabilities", "kl_regularized_objective", "kl_regularized_optimum",
 ]
 
 
@@ -418,3 +418,48 @@ def f_divergence(p, q, gen, dim: int = -1) -> torch.Tensor:
     off = outside_mass * gen.f_prime_inf if math.isfinite(gen.f_prime_inf) else torch.where(
         outside_mass > 0, torch.full_like(p, math.inf), torch.zeros_like(p))
     return inside.sum(dim=dim) + off.sum(dim=dim)  # (...,)
+
+
+# --------------------------------------------------------------------------------------------
+# the KL-regularised RLHF objective on a small discrete space
+# --------------------------------------------------------------------------------------------
+def kl_regularized_objective(pi, pi_ref, reward, beta: float, dim: int = -1) -> torch.Tensor:
+    """J(pi) = E_{y~pi}[r(y)] - beta KL(pi || pi_ref), exactly, on a finite space of responses.
+
+    The Regularization chapter, eq. (2) (reward minus a KL penalty to the reference), averaged
+    over y ~ pi; the "Understanding RLHF" blog post writes the same objective.
+
+    pi: (..., V) probabilities; pi_ref: (V,) or (..., V); reward: (V,) or (..., V) rewards r(y);
+    beta > 0.
+    Returns (...,).
+    """
+    if not beta > 0:
+        raise ValueError(f"beta: expected > 0, got {beta}")
+    pi = check_probabilities(pi, "pi", dim)
+    r = _as_tensor(reward, "reward").to(pi.dtype)
+    try:
+        torch.broadcast_shapes(r.shape, pi.shape)
+    except RuntimeError as e:
+        raise ValueError(f"reward: expected a shape broadcastable to {tuple(pi.shape)}, got {tuple(r.shape)}") from e
+    pi_ref = check_probabilities(pi_ref, "pi_ref", dim)
+    try:
+        pi_ref = pi_ref.to(pi.dtype).expand_as(pi)  # (..., V) a single reference broadcasts
+    except RuntimeError as e:
+        raise ValueError(f"pi_ref: expected a shape broadcastable to {tuple(pi.shape)}, got {tuple(pi_ref.shape)}") from e
+    expected_r = (pi * r).sum(dim=dim)  # (...,) E_pi[r]
+    return expected_r - beta * kl_categorical(pi, pi_ref, dim=dim)  # eq. (2), in expectation
+
+
+def kl_regularized_optimum(pi_ref, reward, beta: float, dim: int = -1) -> torch.Tensor:
+    """The maximiser of :func:`kl_regularized_objective`: pi*(y) = pi_ref(y) exp(r(y)/beta) / Z.
+
+    This is the Gibbs / "RLHF as Bayesian inference" form (the Understanding RLHF blog post;
+    the RLKL target of f-DPG, Lecture 6). At the optimum J(pi*) = beta log Z. Computed in log
+    space, so large r/beta do not overflow. pi_ref: (..., V); reward: broadcastable; returns (..., V).
+    """
+    if not beta > 0:
+        raise ValueError(f"beta: expected > 0, got {beta}")
+    pi_ref = check_probabilities(pi_ref, "pi_ref", dim)
+    r = _as_tensor(reward, "reward").to(pi_ref.dtype)
+    logits = torch.log(pi_ref) + r / beta  # (..., V) log pi_ref + r / beta (-inf off the support)
+    return torch.softmax(logits, dim=dim)  # (..., V) pi* = pi_ref exp(r/beta) / Z

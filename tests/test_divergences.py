@@ -358,3 +358,24 @@ def test_kl_categorical_matches_scipy_property(pq):
     else:
         assert got == pytest.approx(want, rel=1e-9, abs=1e-12)
         assert got >= -1e-12  # rounding only
+
+
+def test_kl_regularized_optimum_beats_every_grid_point():
+    """Enumerate a grid on the 3-simplex: nothing beats pi* = pi_ref exp(r/beta)/Z, and J(pi*) = beta log Z."""
+    pi_ref = torch.tensor([0.6, 0.3, 0.1], dtype=torch.float64)
+    r = torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64)
+    n = 200
+    a, b = torch.meshgrid(torch.arange(n + 1), torch.arange(n + 1), indexing="ij")
+    keep = (a + b) <= n
+    grid = torch.stack([a[keep], b[keep], n - a[keep] - b[keep]], 1).double() / n  # (G, 3)
+    for beta in (2.0, 0.5, 0.1):
+        star = dv.kl_regularized_optimum(pi_ref, r, beta)
+        j_star = dv.kl_regularized_objective(star, pi_ref, r, beta).item()
+        j_grid = dv.kl_regularized_objective(grid, pi_ref, r, beta)  # (G,)
+        assert j_star >= j_grid.max().item() - 1e-12
+        log_z = torch.logsumexp(torch.log(pi_ref) + r / beta, 0).item()
+        assert j_star == pytest.approx(beta * log_z, rel=1e-12)
+        # the best grid point is next to pi*
+        assert (grid[j_grid.argmax()] - star).abs().max().item() < 1.5 / n
+    with pytest.raises(ValueError, match="beta"):
+        dv.kl_regularized_optimum(pi_ref, r, 0.0)
