@@ -26,3 +26,308 @@ def gold_reward(texts: list[str]) -> torch.Tensor:
         raise ValueError("texts: expected a list of strings, got a single string")
     analyzer = _vader()
     return torch.tensor([analyzer.polarity_scores(t)["compound"] for t in texts], dtype=torch.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-token rewards: the KL-shaped reward of eq. 2 and the fine-grained reward of Lecture 6.
+#
+# Shapes: B responses, R response tokens. Every tensor below is laid out over the *response*
+# tokens only (the layout of :class:`rlhf_edu.generation.Rollout`); a ``mask`` marks the real
+# tokens (1) against padding (0). A mask laid out over prompt+response (as from
+# :func:`rlhf_edu.data.tokenize_prompt_response`) works too: prompt and pad columns get nothing.
+# ---------------------------------------------------------------------------------------------
+
+import re  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from typing import Callable, NamedTuple  # noqa: E402
+
+KL_ESTIMATORS = ("k1", "k3")
+
+
+def _check_mask_pair(name: str, x: torch.Tensor, mask: torch.Tensor) -> None:
+    if x.dim() != 2 or x.shape != mask.shape:
+        raise ValueError(f"{name}/mask: expected equal (B, R) shapes, got {tuple(x.shape)} and "
+                         f"{tuple(mask.shape)}")
+
+
+def per_token_kl(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, estimator: str = "k1") -> torch.Tensor:
+    """Per-token estimate of KL(pi || pi_ref) from tokens sampled from pi.
+
+    logprobs, ref_logprobs: (B, R) log pi(a_t|s_t) and log pi_ref(a_t|s_t) of the sampled tokens.
+    ``estimator="k1"``: log pi - log pi_ref, the Monte Carlo term of eq. 4 of the Regularization
+    chapter (unbiased, can be negative per token). ``"k3"``: (rho - 1) - log rho with
+    rho = pi_ref / pi (Schulman 2020; unbiased and never negative). Returns (B, R).
+    """
+    if estimator not in KL_ESTIMATORS:
+        raise ValueError(f"estimator: expected one of {KL_ESTIMATORS}, got {estimator!r}")
+    if logprobs.shape != ref_logprobs.shape:
+        raise ValueError(f"logprobs/ref_logprobs: expected equal shapes, got {tuple(logprobs.shape)} "
+                         f"and {tuple(ref_logprobs.shape)}")
+    log_ratio = logprobs - ref_logprobs  # (B, R) log pi/pi_ref
+    if estimator == "k1":
+        return log_ratio  # (B, R) eq. 4: log P(x) - log Q(x)
+    return torch.expm1(-log_ratio) + log_ratio  # (B, R) k3 = (rho - 1) - log rho, rho = pi_ref/pi
+
+
+def last_token_index(mask: torch.Tensor) -> torch.Tensor:
+    """Index of the last 1 in each row of ``mask`` (B, T). Raises on an all-zero row. Returns (B,)."""
+    if mask.dim() != 2:
+        raise ValueError(f"mask: expected (B, T), got {tuple(mask.shape)}")
+    m = mask.long()
+    if (m.sum(-1) == 0).any():
+        raise ValueError("mask: every row needs at least one response token, got an all-zero row")
+    T = m.shape[1]
+    return T - 1 - m.flip(-1).argmax(-1)  # (B,)
+
+
+def sequence_to_token_scores(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Put a holistic sequence reward on each response's last token, zero elsewhere.
+
+    scores: (B,) R_phi(x, y); mask: (B, T) 1 on response tokens. Returns (B, T) with
+    r_t = R_phi(x, y) if t = T_last else 0 (Lecture 6, the holistic reward).
+    """
+    if scores.dim() != 1 or mask.dim() != 2 or scores.shape[0] != mask.shape[0]:
+        raise ValueError(f"scores/mask: expected (B,) and (B, T), got {tuple(scores.shape)} and "
+                         f"{tuple(mask.shape)}")
+    out = torch.zeros(mask.shape, dtype=torch.float32, device=mask.device)  # (B, T)
+    idx = last_token_index(mask)  # (B,)
+    out[torch.arange(mask.shape[0], device=mask.device), idx] = scores.float()  # r_T = R(x, y)
+    return out
+
+
+class ShapedReward(NamedTuple):
+    """Output of :func:`kl_shaped_rewards`; every tensor is (B, T) and zero where mask is 0."""
+
+    rewards: torch.Tensor
+    """r_t: the task score at its tokens minus beta * kl_t on every response token."""
+    kl: torch.Tensor
+    """The per-token KL estimate kl_t (detached)."""
+    scores: torch.Tensor
+    """The task-score part alone (sequence or fine-grained)."""
+
+
+def kl_shaped_rewards(token_scores: torch.Tensor, logprobs: torch.Tensor, ref_logprobs: torch.Tensor,
+                      mask: torch.Tensor, beta: float, estimator: str = "k1") -> ShapedReward:
+    """Per-token RL reward: task scores minus a per-token KL penalty.
+
+    With ``token_scores = sequence_to_token_scores(R, mask)`` this is eq. 2 of the Regularization
+    chapter spread over tokens: r_t = 1(t = T) R(x, y) - beta * kl_t, whose sum over t is
+    R - beta * KL(pi || pi_ref) with the KL estimated on the sample. With fine-grained scores
+    (:func:`segment_rewards_to_tokens`) it is the combined reward of Lecture 6:
+    r_t = sum_k sum_j 1(t = T_j^k) w_k R_k(x, y, j) - beta log(pi(a_t|s_t) / pi_init(a_t|s_t)).
+
+    token_scores, logprobs, ref_logprobs, mask: (B, T); beta >= 0; estimator "k1" or "k3".
+    """
+    if not beta >= 0:
+        raise ValueError(f"beta: expected >= 0, got {beta}")
+    _check_mask_pair("token_scores", token_scores, mask)
+    _check_mask_pair("logprobs", logprobs, mask)
+    _check_mask_pair("ref_logprobs", ref_logprobs, mask)
+    m = mask.float()
+    kl = per_token_kl(logprobs.float(), ref_logprobs.float(), estimator).detach() * m  # (B, T)
+    scores = token_scores.float() * m  # (B, T)
+    return ShapedReward(rewards=scores - beta * kl, kl=kl, scores=scores)  # (B, T) r_t = score_t - beta kl_t
+
+
+# --------------------------------- segmenters ----------------------------------------------
+
+class Segment(NamedTuple):
+    """A span of response tokens ``start..end`` (inclusive); ``end`` is T_j^k of Lecture 6."""
+
+    start: int
+    end: int
+    text: str
+
+
+SENTENCE_END = re.compile(r"[.!?]")
+
+
+def response_token_strings(tokenizer, response_ids: torch.Tensor, mask: torch.Tensor) -> list[list[str]]:
+    """Decode each real response token on its own. response_ids, mask: (B, R). EOS decodes to ""."""
+    _check_mask_pair("response_ids", response_ids, mask)
+    eos = tokenizer.eos_token_id
+    out = []
+    for ids, m in zip(response_ids.tolist(), mask.tolist()):
+        out.append(["" if i == eos else tokenizer.decode([i]) for i, keep in zip(ids, m) if keep])
+    return out
+
+
+def _segments_from_ends(tokens: list[str], ends: list[int]) -> list[Segment]:
+    segs, start = [], 0
+    for end in ends:
+        segs.append(Segment(start, end, "".join(tokens[start:end + 1])))
+        start = end + 1
+    return segs
+
+
+def whole_response_segments(tokens: list[str]) -> list[Segment]:
+    """One segment, the whole response, ending at its last token (the holistic density)."""
+    return _segments_from_ends(tokens, [len(tokens) - 1] if tokens else [])
+
+
+def sentence_segments(tokens: list[str]) -> list[Segment]:
+    """Sentences: a segment ends at every token holding '.', '!' or '?', and at the last token.
+
+    tokens: the response's token strings (:func:`response_token_strings`). A response with no
+    sentence end is one segment.
+    """
+    ends = [i for i, t in enumerate(tokens) if SENTENCE_END.search(t)]
+    if tokens and (not ends or ends[-1] != len(tokens) - 1):
+        ends.append(len(tokens) - 1)
+    return _segments_from_ends(tokens, ends)
+
+
+def span_segments(tokens: list[str], size: int) -> list[Segment]:
+    """Fixed-size spans of ``size`` tokens (the last may be shorter)."""
+    if not isinstance(size, int) or size < 1:
+        raise ValueError(f"size: expected a positive int, got {size!r}")
+    ends = list(range(size - 1, len(tokens) - 1, size)) + ([len(tokens) - 1] if tokens else [])
+    return _segments_from_ends(tokens, ends)
+
+
+def segment_rewards_to_tokens(segments: list[list[Segment]], values: list[list[float]], R: int) -> torch.Tensor:
+    """Place each segment's reward on its last token: 1(t = T_j) R(x, y, j) (Lecture 6).
+
+    segments: B lists of :class:`Segment`; values: B lists of floats, one per segment; R: the
+    number of response columns. Returns (B, R) float32.
+    """
+    if len(segments) != len(values):
+        raise ValueError(f"segments/values: expected equal lengths, got {len(segments)} and {len(values)}")
+    out = torch.zeros(len(segments), R)  # (B, R)
+    for b, (segs, vals) in enumerate(zip(segments, values)):
+        if len(segs) != len(vals):
+            raise ValueError(f"values[{b}]: expected one value per segment ({len(segs)}), got {len(vals)}")
+        for seg, v in zip(segs, vals):
+            if not 0 <= seg.end < R:
+                raise ValueError(f"segments[{b}]: segment end {seg.end} outside 0..{R - 1}")
+            out[b, seg.end] += float(v)  # 1(t = T_j^k) R_k(x, y, j)
+    return out
+
+
+# --------------------------------- per-category scorers ------------------------------------
+# A scorer maps a batch (prompts: B strings, segments: B lists of Segment, tokens: B lists of
+# token strings) to B lists of floats, one per segment: R_k(x, y, j) for every j.
+
+def sentence_sentiment(prompts: list[str], segments: list[list[Segment]], tokens: list[list[str]],
+                       negative_only: bool = True) -> list[list[float]]:
+    """The negativity category: VADER compound of each segment's text.
+
+    With ``negative_only`` only negative sentences are scored (min(c, 0)): a penalty on the
+    segments that commit the error, as an error-category reward model would give. A rule-based
+    stand-in for the learned per-category models of Lecture 6.
+    """
+    flat = [s.text for segs in segments for s in segs]
+    scores = gold_reward(flat).tolist() if flat else []
+    if negative_only:
+        scores = [min(c, 0.0) for c in scores]
+    out, i = [], 0
+    for segs in segments:
+        out.append(scores[i:i + len(segs)])
+        i += len(segs)
+    return out
+
+
+def ngrams_repeated(tokens: list[str], start: int, end: int, n: int = 2) -> float:
+    """Fraction of the n-grams ending inside tokens[start..end] that already occurred earlier.
+
+    Tokens are compared case-insensitively with surrounding spaces stripped. 0 when the span
+    holds no n-gram.
+    """
+    if n < 1:
+        raise ValueError(f"n: expected >= 1, got {n}")
+    norm = [t.strip().lower() for t in tokens]
+    seen, hits, total = set(), 0, 0
+    for i in range(n - 1, end + 1):
+        gram = tuple(norm[i - n + 1:i + 1])
+        if i >= start:
+            total += 1
+            hits += gram in seen
+        seen.add(gram)
+    return hits / total if total else 0.0
+
+
+def span_repetition(prompts: list[str], segments: list[list[Segment]], tokens: list[list[str]],
+                    n: int = 2) -> list[list[float]]:
+    """The repetition category: minus the repeated-n-gram fraction of each span (0 is best)."""
+    return [[-ngrams_repeated(tok, s.start, s.end, n) for s in segs] for segs, tok in zip(segments, tokens)]
+
+
+def text_scorer(score_texts: Callable[[list[str], list[str]], torch.Tensor]):
+    """Turn a holistic scorer ``f(prompts, responses) -> (B,)`` into a per-segment scorer.
+
+    Each segment is scored as the text from the start of the response up to its end, so with
+    :func:`whole_response_segments` this is the usual holistic reward R_phi(x, y).
+    """
+    def scorer(prompts, segments, tokens):
+        ps = [p for p, segs in zip(prompts, segments) for _ in segs]
+        ys = ["".join(tok[:s.end + 1]) for segs, tok in zip(segments, tokens) for s in segs]
+        vals = score_texts(ps, ys).tolist() if ys else []
+        out, i = [], 0
+        for segs in segments:
+            out.append(vals[i:i + len(segs)])
+            i += len(segs)
+        return out
+    return scorer
+
+
+@dataclass
+class RewardCategory:
+    """One error category C_k of Lecture 6: its weight w_k, density (segmenter) and scorer R_k."""
+
+    name: str
+    """Label used in metrics and plots."""
+    weight: float
+    """w_k: multiplies every reward of this category."""
+    segmenter: Callable[[list[str]], list[Segment]]
+    """Splits a response's token strings into segments (sentence, span, whole response)."""
+    scorer: Callable
+    """(prompts, segments, tokens) -> B lists of per-segment rewards R_k(x, y, j)."""
+
+
+class FineGrainedOutput(NamedTuple):
+    """Dense task scores of a batch. Tensors are (B, R)."""
+
+    token_scores: torch.Tensor
+    """sum_k sum_j 1(t = T_j^k) w_k R_k(x, y, j) at each response token."""
+    per_category: dict
+    """name -> (B, R) the weighted scores of one category."""
+    queries: dict
+    """name -> number of reward-model queries (segments scored) in this batch."""
+    segments: dict
+    """name -> B lists of :class:`Segment`."""
+
+
+def fine_grained_scores(categories: list[RewardCategory], prompts: list[str], tokens: list[list[str]],
+                        R: int) -> FineGrainedOutput:
+    """Lecture 6's fine-grained task reward, before the KL term (add it with :func:`kl_shaped_rewards`).
+
+    r_t = sum_k sum_j 1(t = T_j^k) w_k R_k(x, y, j): every category segments each response at its
+    own density, scores every segment, and puts w_k times the score on the segment's last token.
+    prompts: B strings; tokens: B lists of response token strings; R: response columns.
+    """
+    if not categories:
+        raise ValueError("categories: expected at least one RewardCategory, got none")
+    if len(prompts) != len(tokens):
+        raise ValueError(f"prompts/tokens: expected equal lengths, got {len(prompts)} and {len(tokens)}")
+    per_cat, queries, segs_out = {}, {}, {}
+    total = torch.zeros(len(tokens), R)  # (B, R)
+    for cat in categories:
+        segs = [cat.segmenter(tok) for tok in tokens]
+        vals = cat.scorer(prompts, segs, tokens)
+        dense = cat.weight * segment_rewards_to_tokens(segs, vals, R)  # (B, R) w_k R_k on T_j^k
+        per_cat[cat.name], segs_out[cat.name] = dense, segs
+        queries[cat.name] = sum(len(s) for s in segs)
+        total = total + dense
+    return FineGrainedOutput(total, per_cat, queries, segs_out)
+
+
+class FineGrainedReward:
+    """A reward function for :func:`rlhf_edu.ppo.train_ppo`: rollout -> :class:`FineGrainedOutput`."""
+
+    def __init__(self, categories: list[RewardCategory], tokenizer):
+        self.categories, self.tokenizer = list(categories), tokenizer
+
+    def __call__(self, rollout) -> FineGrainedOutput:
+        tokens = response_token_strings(self.tokenizer, rollout.response_ids, rollout.response_mask)
+        return fine_grained_scores(self.categories, list(rollout.prompts), tokens,
+                                   rollout.response_mask.shape[1])
