@@ -1,0 +1,493 @@
+"""The Bradley-Terry preference model and reward-model training.
+
+Sources:
+- Lecture 6 ("Reward model in RLHF"): the BT model
+  p*(y1 > y2 | x) = exp r*(x, y1) / (exp r*(x, y1) + exp r*(x, y2)) = sigma(r*(x, y1) - r*(x, y2)),
+  the reward-model negative log-likelihood L_R = -E log sigma(r(x, y_w) - r(x, y_l)), and the
+  normalisation E_{x,y}[r(x, y)] = 0 of the trained rewards.
+- The Regularization chapter, eq. (9): the Llama-2 margin loss
+  L = -log sigma(r(y_c | x) - r(y_r | x) - m(y_c, y_r)).
+- Reward centring (an auxiliary penalty coef * (r_w + r_l)^2 that pulls the rewards of every pair
+  towards zero), the training-time counterpart of the lecture's post-hoc normalisation.
+
+Shapes: B is the number of preference pairs. ``r_chosen`` and ``r_rejected`` are the rewards of
+the preferred (w, "chosen") and dispreferred (l, "rejected") responses, each (B,).
+
+Every loss is a pure function of reward tensors returning per-pair losses (B,) and a dict of
+detached diagnostics; average the losses yourself.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .config import Scale, get_scale
+from .data import tokenize_prompt_response
+
+LN2 = math.log(2.0)
+
+
+# ----------------------------------------------------------------------------------------------
+# Input checks
+# ----------------------------------------------------------------------------------------------
+def _check_pair(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> None:
+    for name, t in (("r_chosen", r_chosen), ("r_rejected", r_rejected)):
+        if not isinstance(t, torch.Tensor):
+            raise ValueError(f"{name}: expected a torch.Tensor of shape (B,), got {type(t).__name__}")
+        if t.dim() != 1:
+            raise ValueError(f"{name}: expected shape (B,), got {tuple(t.shape)}")
+        if not t.is_floating_point():
+            raise ValueError(f"{name}: expected a floating-point tensor, got {t.dtype}")
+    if r_chosen.shape != r_rejected.shape:
+        raise ValueError(
+            f"r_chosen/r_rejected: expected equal lengths, got {tuple(r_chosen.shape)} "
+            f"and {tuple(r_rejected.shape)}"
+        )
+    if r_chosen.numel() == 0:
+        raise ValueError("r_chosen: expected at least one pair, got 0")
+    if not (torch.isfinite(r_chosen).all() and torch.isfinite(r_rejected).all()):
+        raise ValueError("r_chosen/r_rejected: expected finite rewards, got inf or NaN")
+
+
+def _diagnostics(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> dict[str, torch.Tensor]:
+    margin = (r_chosen - r_rejected).detach()  # (B,)
+    return {
+        "margin": margin,  # (B,) r_w - r_l
+        "prob_chosen": torch.sigmoid(margin),  # (B,) BT probability of the observed label
+        "correct": (margin > 0).float() + 0.5 * (margin == 0).float(),  # (B,) ties count half
+        "reward_chosen": r_chosen.detach(),  # (B,)
+        "reward_rejected": r_rejected.detach(),  # (B,)
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# The BT model and the reward-model losses
+# ----------------------------------------------------------------------------------------------
+def preference_probability(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> torch.Tensor:
+    """BT probability that the first response is preferred (Lecture 6, the BT model).
+
+    p(y_w > y_l | x) = exp r_w / (exp r_w + exp r_l) = sigma(r_w - r_l).
+
+    r_chosen, r_rejected: (B,) rewards. Returns (B,) probabilities in (0, 1). Adding the same
+    constant to both rewards leaves it unchanged (shift invariance).
+    """
+    _check_pair(r_chosen, r_rejected)
+    return torch.sigmoid(r_chosen - r_rejected)  # (B,) sigma(r_w - r_l)
+
+
+def bt_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    """The reward-model negative log-likelihood (Lecture 6, RM loss L_R).
+
+    loss_i = -log sigma(r_w,i - r_l,i), computed with ``logsigmoid`` so that large negative
+    margins do not underflow. It equals ln 2 when the rewards tie (an untrained reward model).
+
+    r_chosen, r_rejected: (B,) rewards of the chosen and rejected responses.
+    Returns ``(losses (B,), diagnostics)``; diagnostics (detached) hold ``margin`` (B,),
+    ``prob_chosen`` (B,), ``correct`` (B,) (1 if r_w > r_l, 0.5 at a tie), ``reward_chosen`` and
+    ``reward_rejected``.
+    """
+    _check_pair(r_chosen, r_rejected)
+    losses = -F.logsigmoid(r_chosen - r_rejected)  # (B,) L_R = -log sigma(r_w - r_l)
+    return losses, _diagnostics(r_chosen, r_rejected)
+
+
+def margin_loss(
+    r_chosen: torch.Tensor, r_rejected: torch.Tensor, margin: torch.Tensor | float
+) -> tuple[torch.Tensor, dict]:
+    """The Llama-2 margin loss (the Regularization chapter, eq. 9).
+
+    loss_i = -log sigma(r_w,i - r_l,i - m_i). The pair must be won by at least the margin m_i
+    before the loss gets small, so pairs with a large rating gap are pushed further apart. With
+    m = 0 it is exactly :func:`bt_loss`.
+
+    r_chosen, r_rejected: (B,) rewards. margin: a float or a (B,) tensor of margins m(y_c, y_r).
+    Returns ``(losses (B,), diagnostics)`` as :func:`bt_loss`, plus ``target_margin`` (B,).
+    """
+    _check_pair(r_chosen, r_rejected)
+    m = torch.as_tensor(margin, dtype=r_chosen.dtype, device=r_chosen.device)
+    if m.dim() == 0:
+        m = m.expand_as(r_chosen)  # (B,)
+    if m.shape != r_chosen.shape:
+        raise ValueError(f"margin: expected a float or shape {tuple(r_chosen.shape)}, got {tuple(m.shape)}")
+    if not torch.isfinite(m).all():
+        raise ValueError("margin: expected finite values, got inf or NaN")
+    losses = -F.logsigmoid(r_chosen - r_rejected - m)  # (B,) eq. 9: -log sigma(r_c - r_r - m)
+    diag = _diagnostics(r_chosen, r_rejected)
+    diag["target_margin"] = m.detach()  # (B,)
+    return losses, diag
+
+
+def centring_penalty(r_chosen: torch.Tensor, r_rejected: torch.Tensor, coef: float) -> torch.Tensor:
+    """Reward-centring penalty, per pair: coef * (r_w + r_l)^2.
+
+    The BT likelihood only sees differences r_w - r_l, so the overall level of the rewards is free
+    and can drift during training. This penalty pins it near zero; its mean over the batch is the
+    usual coef * mean((r_w + r_l)^2). It is the training-time version of Lecture 6's
+    normalisation E[r(x, y)] = 0 (see :func:`normalise_rewards` for the post-hoc version).
+
+    r_chosen, r_rejected: (B,). coef: >= 0. Returns (B,) penalties.
+    """
+    _check_pair(r_chosen, r_rejected)
+    if not (isinstance(coef, (int, float)) and math.isfinite(coef) and coef >= 0):
+        raise ValueError(f"coef: expected a finite float >= 0, got {coef!r}")
+    return coef * (r_chosen + r_rejected) ** 2  # (B,) coef * (r_w + r_l)^2
+
+
+def normalise_rewards(
+    rewards: torch.Tensor, offset: torch.Tensor | float | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Shift rewards to zero mean over a prompt set (Lecture 6: E_{x,y}[r(x, y)] = 0).
+
+    rewards: (B,) rewards of responses to a reference set of prompts. offset: the shift to
+    subtract; by default the mean of ``rewards``. Compute the offset once on a reference set and
+    pass it when scoring new responses, so that every later reward is on the same scale.
+    Returns ``(rewards - offset (B,), offset (scalar tensor))``. BT probabilities are unchanged.
+    """
+    if not isinstance(rewards, torch.Tensor) or rewards.dim() != 1 or rewards.numel() == 0:
+        raise ValueError(f"rewards: expected a non-empty (B,) tensor, got {getattr(rewards, 'shape', rewards)!r}")
+    if not torch.isfinite(rewards).all():
+        raise ValueError("rewards: expected finite values, got inf or NaN")
+    off = rewards.mean() if offset is None else torch.as_tensor(offset, dtype=rewards.dtype)
+    return rewards - off, off.detach()  # (B,) r - E[r]
+
+
+# ----------------------------------------------------------------------------------------------
+# Metrics
+# ----------------------------------------------------------------------------------------------
+def pairwise_accuracy(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> float:
+    """Fraction of pairs ranked right, r_w > r_l (ties count one half). r_chosen, r_rejected: (B,)."""
+    _check_pair(r_chosen, r_rejected)
+    d = (r_chosen - r_rejected).detach()  # (B,)
+    return float(((d > 0).float() + 0.5 * (d == 0).float()).mean())
+
+
+def calibration(p_pred, outcomes, n_bins: int = 10) -> dict[str, np.ndarray | float]:
+    """Binned reliability table: predicted probability against observed frequency.
+
+    p_pred: (B,) predicted probabilities that an event happens (here: that the first response of a
+    pair is preferred). outcomes: (B,) 0/1, whether it happened. The interval [0, 1] is split
+    into ``n_bins`` equal bins. Returns a dict of arrays over the non-empty bins:
+    ``mean_pred`` (average prediction in the bin), ``observed`` (frequency of the event),
+    ``count``, ``bin_lo``, ``bin_hi``; and ``ece``, the count-weighted mean |observed - mean_pred|
+    (expected calibration error). A calibrated model has observed == mean_pred.
+    """
+    p = np.asarray(torch.as_tensor(p_pred).detach().cpu(), dtype=np.float64).reshape(-1)
+    y = np.asarray(torch.as_tensor(outcomes).detach().cpu(), dtype=np.float64).reshape(-1)
+    if p.shape != y.shape:
+        raise ValueError(f"p_pred/outcomes: expected equal lengths, got {p.shape} and {y.shape}")
+    if p.size == 0:
+        raise ValueError("p_pred: expected at least one prediction, got 0")
+    if not np.all((p >= 0) & (p <= 1)):
+        raise ValueError("p_pred: expected probabilities in [0, 1]")
+    if not np.all((y == 0) | (y == 1)):
+        raise ValueError("outcomes: expected 0/1 values")
+    if not (isinstance(n_bins, int) and n_bins >= 1):
+        raise ValueError(f"n_bins: expected an int >= 1, got {n_bins!r}")
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    idx = np.clip(np.digitize(p, edges[1:-1]), 0, n_bins - 1)  # (B,) bin of each prediction
+    count = np.bincount(idx, minlength=n_bins)
+    keep = count > 0
+    mean_pred = np.bincount(idx, weights=p, minlength=n_bins)[keep] / count[keep]
+    observed = np.bincount(idx, weights=y, minlength=n_bins)[keep] / count[keep]
+    ece = float(np.sum(count[keep] * np.abs(observed - mean_pred)) / p.size)
+    return {"mean_pred": mean_pred, "observed": observed, "count": count[keep],
+            "bin_lo": edges[:-1][keep], "bin_hi": edges[1:][keep], "ece": ece}
+
+
+def pair_calibration(r_chosen: torch.Tensor, r_rejected: torch.Tensor, n_bins: int = 10) -> dict:
+    """:func:`calibration` of a reward model on labelled pairs, in both orders.
+
+    Every held-out pair's label is "chosen wins", so each pair is entered twice: as (chosen,
+    rejected) with prediction sigma(r_w - r_l) and outcome 1, and as (rejected, chosen) with
+    prediction sigma(r_l - r_w) and outcome 0. The table is then symmetric about 0.5.
+    r_chosen, r_rejected: (B,).
+    """
+    p = preference_probability(r_chosen.detach().double(), r_rejected.detach().double())  # (B,)
+    p_both = torch.cat([p, 1 - p])  # (2B,)
+    y_both = torch.cat([torch.ones_like(p), torch.zeros_like(p)])  # (2B,)
+    return calibration(p_both, y_both, n_bins)
+
+
+# ----------------------------------------------------------------------------------------------
+# Synthetic warm-up: maximum-likelihood BT scores from sampled comparisons
+# ----------------------------------------------------------------------------------------------
+def sample_bt_comparisons(r_star, n_comparisons: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Comparisons drawn from the BT model with latent rewards ``r_star`` (K items).
+
+    Each comparison picks two distinct items uniformly; the first wins with probability
+    sigma(r*_a - r*_b). Returns ``(winners, losers)``, each (N,) int arrays of item indices.
+    """
+    r = np.asarray(r_star, dtype=np.float64)
+    if r.ndim != 1 or r.size < 2:
+        raise ValueError(f"r_star: expected a 1-D array of at least 2 rewards, got shape {r.shape}")
+    if not (isinstance(n_comparisons, (int, np.integer)) and n_comparisons >= 1):
+        raise ValueError(f"n_comparisons: expected an int >= 1, got {n_comparisons!r}")
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, r.size, n_comparisons)
+    b = (a + rng.integers(1, r.size, n_comparisons)) % r.size  # a different item
+    p_a = 1.0 / (1.0 + np.exp(-(r[a] - r[b])))  # (N,) sigma(r_a - r_b)
+    a_wins = rng.random(n_comparisons) < p_a
+    return np.where(a_wins, a, b), np.where(a_wins, b, a)
+
+
+def fit_bt_mle(n_items: int, winners, losers, l2: float = 1e-3) -> np.ndarray:
+    """Maximum-likelihood BT rewards from comparisons (scipy L-BFGS with the analytic gradient).
+
+    Minimises sum_n -log sigma(r[winners_n] - r[losers_n]) + (l2 / 2) ||r||^2 over r (K,).
+    The likelihood only sees differences, so r is identified only up to a constant; the tiny
+    ridge ``l2`` picks the zero-mean solution and keeps it finite when an item never wins or
+    never loses (set ``l2=0`` for the plain MLE, which is then centred after fitting).
+
+    winners, losers: (N,) integer item indices in [0, n_items). Returns (K,) float64, mean zero.
+    """
+    from scipy.optimize import minimize
+
+    w = np.asarray(winners)
+    lo = np.asarray(losers)
+    if not (isinstance(n_items, (int, np.integer)) and n_items >= 2):
+        raise ValueError(f"n_items: expected an int >= 2, got {n_items!r}")
+    if w.shape != lo.shape or w.ndim != 1 or w.size == 0:
+        raise ValueError(f"winners/losers: expected equal non-empty (N,) arrays, got {w.shape} and {lo.shape}")
+    if not (np.issubdtype(w.dtype, np.integer) and np.issubdtype(lo.dtype, np.integer)):
+        raise ValueError("winners/losers: expected integer item indices")
+    if w.min() < 0 or lo.min() < 0 or w.max() >= n_items or lo.max() >= n_items:
+        raise ValueError(f"winners/losers: expected indices in [0, {n_items})")
+    if l2 < 0:
+        raise ValueError(f"l2: expected >= 0, got {l2}")
+
+    def nll_and_grad(r: np.ndarray) -> tuple[float, np.ndarray]:
+        d = r[w] - r[lo]  # (N,) r_w - r_l
+        nll = np.sum(np.logaddexp(0.0, -d)) + 0.5 * l2 * r @ r  # -log sigma(d) = log(1 + e^-d)
+        g_d = -1.0 / (1.0 + np.exp(d))  # (N,) d/dd of -log sigma(d) = -sigma(-d)
+        grad = np.bincount(w, g_d, n_items) - np.bincount(lo, g_d, n_items) + l2 * r
+        return float(nll), grad
+
+    res = minimize(nll_and_grad, np.zeros(n_items), jac=True, method="L-BFGS-B",
+                   options={"maxiter": 10_000, "gtol": 1e-10, "ftol": 1e-15})
+    return res.x - res.x.mean()
+
+
+# ----------------------------------------------------------------------------------------------
+# Reward model: configuration, scoring and training
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class RewardModelConfig:
+    """Hyper-parameters of :func:`train_reward_model`."""
+
+    lr: float = 1e-4
+    """AdamW learning rate (backbone and head)."""
+    head_lr: float = 1e-3
+    """Learning rate of the freshly initialised scalar head (it starts from scratch)."""
+    steps: int = 120
+    """Optimizer steps."""
+    batch_size: int = 16
+    """Preference pairs per step."""
+    max_len: int = 64
+    """Prompt+response token cap per sequence."""
+    max_prompt_tokens: int = 16
+    """Prompt tokens kept (from the left)."""
+    seed: int = 0
+    """Seeds the order of the training pairs."""
+    freeze_layers: int = 0
+    """Number of lower transformer blocks (plus the embeddings) frozen; 0 trains everything."""
+    centring_coef: float = 0.0
+    """Weight of :func:`centring_penalty` (0 switches it off)."""
+    margin_scale: float = 1.0
+    """Margins passed to :func:`train_reward_model` are multiplied by this (eq. 9's m)."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    grad_clip: float = 1.0
+    """Gradient-norm clipping threshold."""
+    eval_every: int = 20
+    """Evaluate on the held-out pairs every this many steps (and at the start and the end)."""
+    eval_batch_size: int = 64
+    """Pairs per forward pass when scoring held-out pairs."""
+    show_progress: bool = True
+    """Show a tqdm progress bar."""
+
+    @classmethod
+    def tiny(cls, scale: Scale | None = None, **overrides) -> "RewardModelConfig":
+        """CPU preset: sizes from the tiny :class:`~rlhf_edu.config.Scale` (about 30 s on 2 cores)."""
+        scale = scale or get_scale("tiny", verbose=False)
+        return cls._from_scale(scale, **overrides)
+
+    @classmethod
+    def gpt2(cls, scale: Scale | None = None, **overrides) -> "RewardModelConfig":
+        """One-GPU preset: sizes from the gpt2 :class:`~rlhf_edu.config.Scale`, smaller lr."""
+        from .config import gpt2 as gpt2_scale
+
+        scale = scale or gpt2_scale()
+        overrides.setdefault("lr", 2e-5)
+        return cls._from_scale(scale, **overrides)
+
+    @classmethod
+    def from_scale(cls, scale: Scale, **overrides) -> "RewardModelConfig":
+        """The preset matching ``scale.name`` (``tiny`` or ``gpt2``)."""
+        return cls.gpt2(scale, **overrides) if scale.name == "gpt2" else cls.tiny(scale, **overrides)
+
+    @classmethod
+    def _from_scale(cls, scale: Scale, **overrides) -> "RewardModelConfig":
+        base = dict(steps=scale.pref_steps, batch_size=scale.pref_batch_size,
+                    max_len=scale.max_pair_tokens, max_prompt_tokens=scale.max_prompt_tokens)
+        base.update(scale.extra.get("reward_model", {}))
+        base.update(overrides)
+        return cls(**base)
+
+
+def _device_of(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _score_batch(reward_model, tokenizer, prompts: list[str], responses: list[str],
+                 max_len: int, max_prompt_tokens: int) -> torch.Tensor:
+    """Rewards (B,) of prompt+response texts, with gradients (one padded forward pass)."""
+    batch = tokenize_prompt_response(tokenizer, prompts, responses, max_len=max_len,
+                                     max_prompt_tokens=max_prompt_tokens)
+    dev = _device_of(reward_model)
+    return reward_model.score(batch["input_ids"].to(dev), batch["attention_mask"].to(dev))  # (B,)
+
+
+@torch.no_grad()
+def score_texts(reward_model, tokenizer, prompts: list[str], responses: list[str],
+                max_len: int = 64, batch_size: int = 64, max_prompt_tokens: int = 16) -> torch.Tensor:
+    """Reward of each (prompt, response) pair: the scalar head at the last real token.
+
+    prompts, responses: lists of B strings. Returns (B,) float32 on the CPU. The model is put in
+    eval mode for scoring and restored to its previous mode afterwards.
+    """
+    if len(prompts) != len(responses):
+        raise ValueError(f"prompts/responses: expected equal lengths, got {len(prompts)} and {len(responses)}")
+    if len(prompts) == 0:
+        raise ValueError("prompts: expected at least one example, got 0")
+    was_training = reward_model.training
+    reward_model.eval()
+    out = [
+        _score_batch(reward_model, tokenizer, list(prompts[i:i + batch_size]),
+                     list(responses[i:i + batch_size]), max_len, max_prompt_tokens).float().cpu()
+        for i in range(0, len(prompts), batch_size)
+    ]
+    reward_model.train(was_training)
+    return torch.cat(out)  # (B,)
+
+
+def pair_rewards(reward_model, tokenizer, pairs: dict, config: RewardModelConfig
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rewards (B,) of the chosen and rejected responses of a batch of pairs, with gradients.
+
+    pairs: a dict with lists ``prompt``, ``chosen``, ``rejected`` (a Dataset slice). Chosen and
+    rejected go through one forward pass of 2B sequences.
+    """
+    prompts = list(pairs["prompt"])
+    r = _score_batch(reward_model, tokenizer, prompts + prompts,
+                     list(pairs["chosen"]) + list(pairs["rejected"]),
+                     config.max_len, config.max_prompt_tokens)  # (2B,)
+    return r[: len(prompts)], r[len(prompts):]  # (B,), (B,)
+
+
+def evaluate_reward_model(reward_model, tokenizer, pairs, config: RewardModelConfig) -> dict:
+    """Held-out BT loss, pairwise accuracy and mean reward gap; also the rewards themselves.
+
+    pairs: a Dataset (or dict of lists) with ``prompt``, ``chosen``, ``rejected``.
+    Returns floats ``loss``, ``accuracy``, ``margin`` and tensors ``r_chosen``, ``r_rejected`` (B,).
+    """
+    kw = dict(max_len=config.max_len, batch_size=config.eval_batch_size,
+              max_prompt_tokens=config.max_prompt_tokens)
+    r_c = score_texts(reward_model, tokenizer, list(pairs["prompt"]), list(pairs["chosen"]), **kw)
+    r_r = score_texts(reward_model, tokenizer, list(pairs["prompt"]), list(pairs["rejected"]), **kw)
+    losses, diag = bt_loss(r_c, r_r)
+    return {"loss": float(losses.mean()), "accuracy": pairwise_accuracy(r_c, r_r),
+            "margin": float(diag["margin"].mean()), "r_chosen": r_c, "r_rejected": r_r}
+
+
+def freeze_lower_layers(reward_model, n_layers: int) -> None:
+    """Switch off gradients of the embeddings and the lowest ``n_layers`` transformer blocks."""
+    if n_layers <= 0:
+        return
+    backbone = reward_model.backbone
+    if n_layers > len(backbone.h):
+        raise ValueError(f"n_layers: expected <= {len(backbone.h)} blocks, got {n_layers}")
+    for module in [backbone.wte, backbone.wpe, *backbone.h[:n_layers]]:
+        for p in module.parameters():
+            p.requires_grad_(False)
+
+
+def _optimizer(reward_model, config: RewardModelConfig) -> torch.optim.Optimizer:
+    head = [p for p in reward_model.head.parameters() if p.requires_grad]
+    head_ids = {id(p) for p in head}
+    body = [p for p in reward_model.parameters() if p.requires_grad and id(p) not in head_ids]
+    groups = [{"params": head, "lr": config.head_lr}]
+    if body:
+        groups.append({"params": body, "lr": config.lr})
+    return torch.optim.AdamW(groups, weight_decay=config.weight_decay)
+
+
+def _append(history: dict, **values) -> None:
+    for k, v in values.items():
+        history.setdefault(k, []).append(v)
+
+
+def train_reward_model(reward_model, tokenizer, train_pairs, eval_pairs,
+                       config: RewardModelConfig, margins=None) -> dict[str, list]:
+    """Fit a reward model to preference pairs with the BT loss (or eq. 9's margin loss).
+
+    reward_model: a :class:`~rlhf_edu.models.ScalarHeadModel` (trained in place).
+    train_pairs, eval_pairs: Datasets from :func:`rlhf_edu.data.preference_pairs`.
+    margins: optional (N,) margins, one per training pair (e.g. a rating difference); when given,
+    each step uses :func:`margin_loss` with m = ``config.margin_scale`` * margin, otherwise
+    :func:`bt_loss`. ``config.centring_coef`` > 0 adds :func:`centring_penalty`.
+
+    Returns a history of lists: per step ``step``, ``loss`` (BT or margin loss), ``accuracy``
+    and ``margin`` (mean r_w - r_l) on the training batch, ``reward_mean`` (mean of r_w and r_l);
+    per evaluation ``eval_step``, ``eval_loss``, ``eval_accuracy``, ``eval_margin``.
+    """
+    from tqdm.auto import tqdm
+
+    n = len(train_pairs)
+    if n == 0 or len(eval_pairs) == 0:
+        raise ValueError("train_pairs/eval_pairs: expected non-empty datasets")
+    if margins is not None:
+        margins = torch.as_tensor(np.asarray(margins, dtype=np.float32))  # (N,)
+        if margins.shape != (n,):
+            raise ValueError(f"margins: expected shape ({n},), got {tuple(margins.shape)}")
+    freeze_lower_layers(reward_model, config.freeze_layers)
+    reward_model.train()
+    opt = _optimizer(reward_model, config)
+    gen = torch.Generator().manual_seed(config.seed)
+    n_epochs = -(-config.steps * config.batch_size // n)  # ceil: epochs needed, one permutation each
+    order = torch.cat([torch.randperm(n, generator=gen) for _ in range(n_epochs)])  # (epochs * N,)
+    history: dict[str, list] = {}
+
+    def evaluate(step: int) -> None:
+        ev = evaluate_reward_model(reward_model, tokenizer, eval_pairs, config)
+        _append(history, eval_step=step, eval_loss=ev["loss"], eval_accuracy=ev["accuracy"],
+                eval_margin=ev["margin"])
+
+    evaluate(0)
+    bar = tqdm(range(1, config.steps + 1), desc="reward model", disable=not config.show_progress)
+    for step in bar:
+        idx = order[(step - 1) * config.batch_size: step * config.batch_size]  # (B,)
+        r_c, r_r = pair_rewards(reward_model, tokenizer, train_pairs[idx.tolist()], config)  # (B,), (B,)
+        if margins is None:
+            losses, diag = bt_loss(r_c, r_r)  # (B,)
+        else:
+            losses, diag = margin_loss(r_c, r_r, config.margin_scale * margins[idx].to(r_c))  # (B,)
+        total = losses.mean()
+        if config.centring_coef > 0:
+            total = total + centring_penalty(r_c, r_r, config.centring_coef).mean()
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        torch.nn.utils.clip_grad_norm_([p for p in reward_model.parameters() if p.requires_grad],
+                                       config.grad_clip)
+        opt.step()
+        _append(history, step=step, loss=float(losses.detach().mean()), accuracy=float(diag["correct"].mean()),
+                margin=float(diag["margin"].mean()),
+                reward_mean=float(0.5 * (diag["reward_chosen"] + diag["reward_rejected"]).mean()))
+        bar.set_postfix(loss=f"{history['loss'][-1]:.3f}")
+        if step % config.eval_every == 0 or step == config.steps:
+            evaluate(step)
+    return history
