@@ -36,11 +36,18 @@ def cmd_homework(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     from .course import check_homework, format_check
 
+    from .course import CourseError
+
     status = 0
     for path in args.notebook:
-        results = check_homework(path, timeout=args.timeout, scale=args.scale)
+        try:
+            results = check_homework(path, timeout=args.timeout, scale=args.scale)
+        except CourseError as exc:
+            print(f"rlhf-edu check: error: {exc}", file=sys.stderr)
+            status = 2
+            continue
         print(f"\n{path}\n{format_check(results)}")
-        if not all(r.passed for r in results):
+        if not all(r.passed for r in results) and status == 0:
             status = 1
     return status
 

@@ -46,9 +46,12 @@ HOMEWORK_KEY = "rlhf_edu"  # notebook/cell metadata namespace written by make_ho
 # Offline assets inside slides/vendor/ (see slides/vendor/VERSIONS.md for where they come from).
 REVEAL_DIR = "reveal.js-4.0.2"
 MATHJAX_DIR = "mathjax-2.7"
-MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full,Safe"
+MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full,Safe,local/rlhf_edu"
 REQUIRE_JS = "require-2.3.7.js"
 JQUERY_JS = "jquery-3.7.1.min.js"
+# nbconvert's templates import mermaid (an ES module) from a CDN; the course has no mermaid diagrams,
+# so an inline stub module keeps the pages offline.
+MERMAID_STUB = "data:text/javascript,export default {initialize(){}}"
 
 
 class CourseError(Exception):
@@ -208,6 +211,8 @@ def html_exporter(out_dir: Path):
         exp.require_js_url = f"{rel}/{REQUIRE_JS}"
     if (VENDOR_DIR / JQUERY_JS).exists():
         exp.jquery_url = f"{rel}/{JQUERY_JS}"
+    exp.mermaid_js_url = MERMAID_STUB  # the course has no mermaid diagrams: no CDN import
+    exp.mermaid_layout_elk_js_url = ""
     return exp
 
 
@@ -354,6 +359,10 @@ def make_homework(nb, source_name: str = "notebook"):
         if not ex.check_cells:
             raise CourseError(f"{source_name}: exercise {ex.number} ({ex.name}, cell {ex.solution_cell}) "
                               f"has no '{CHECK_MARK}' cell after it")
+    unexecuted = [c for ex in exercises for c in ex.check_cells if not _plain_output(nb.cells[c].outputs)]
+    if unexecuted:
+        raise CourseError(f"{source_name}: check cell(s) {unexecuted} have no stored output to compare with; "
+                          f"execute the solution notebook first")
     hw = copy.deepcopy(nb)
     pre = ClearSolutions(enforce_metadata=False, begin_solution_delimeter=BEGIN_SOLUTION,
                          end_solution_delimeter=END_SOLUTION)
@@ -363,6 +372,7 @@ def make_homework(nb, source_name: str = "notebook"):
         raise CourseError(f"{source_name}: malformed solution markers: {exc}") from None
     check_of = {c: ex for ex in exercises for c in ex.check_cells}
     for idx, cell in enumerate(hw.cells):
+        cell.metadata.pop("execution", None)  # run timestamps: noise in a handout
         if cell.cell_type != "code":
             continue
         if idx in check_of:
@@ -393,18 +403,25 @@ def build_homework(*, notebooks_dir: Path | str = NOTEBOOKS_DIR, out_dir: Path |
     out_dir = Path(out_dir).resolve()
     if out_dir == notebooks_dir:
         raise CourseError("--out must not be the notebooks directory (solution notebooks are never overwritten)")
-    written = []
+    written, errors = [], []
     for path in find_notebooks(notebooks_dir, only):
         nb = read_notebook(path)
         if not find_exercises(nb):
             print(f"{path.name}: no exercises, skipped", file=stream)
             continue
-        hw = make_homework(nb, source_name=f"notebooks/{path.name}")
+        try:
+            hw = make_homework(nb, source_name=f"notebooks/{path.name}")
+        except CourseError as exc:  # one broken notebook does not block the others
+            print(f"{path.name}: NOT written: {exc}", file=stream)
+            errors.append(str(exc))
+            continue
         target = out_dir / homework_name(path)
         write_notebook(hw, target)
         n = len(hw.metadata[HOMEWORK_KEY]["exercises"])
         print(f"{path.name}: {n} exercise(s) -> {target}", file=stream)
         written.append(target)
+    if errors:
+        raise CourseError(f"{len(errors)} homework notebook(s) not written:\n  " + "\n  ".join(errors))
     if not written:
         print(f"no notebooks with exercises in {notebooks_dir}", file=stream)
     return written
@@ -511,8 +528,8 @@ def slides_exporter(vendor_rel: str = "vendor"):
     exp.mathjax_url = f"{vendor_rel}/{MATHJAX_DIR}/MathJax.js?config={MATHJAX_CONFIG}"
     exp.require_js_url = f"{vendor_rel}/{REQUIRE_JS}"
     exp.jquery_url = f"{vendor_rel}/{JQUERY_JS}"
-    # mermaid is imported as an ES module; a data: URL keeps it offline (no diagrams in the course).
-    exp.mermaid_js_url = "data:text/javascript,export default {initialize(){}}"
+    exp.mermaid_js_url = MERMAID_STUB  # imported eagerly by the reveal template; no CDN
+    exp.mermaid_layout_elk_js_url = ""
     exp.exclude_input_prompt = True
     exp.exclude_output_prompt = True
     return exp
@@ -527,7 +544,7 @@ def build_slides(*, notebooks_dir: Path | str = NOTEBOOKS_DIR, out_dir: Path | s
     stream = stream or sys.stdout
     out_dir = Path(out_dir).resolve()
     vendor = out_dir / "vendor"
-    if not (vendor / MATHJAX_DIR / "MathJax.js").exists() and out_dir != SLIDES_DIR.resolve():
+    if out_dir != SLIDES_DIR.resolve():  # decks elsewhere get their own copy of the assets
         check_vendor(VENDOR_DIR)
         shutil.copytree(VENDOR_DIR, vendor, dirs_exist_ok=True)
     check_vendor(vendor)
