@@ -517,11 +517,37 @@ def check_vendor(vendor_dir: Path = VENDOR_DIR) -> None:
                           f"(see {vendor_dir / 'VERSIONS.md'})")
 
 
+HIDE_INPUT_TAG = "rlhf_edu_slides_hide_input"
+MAX_SLIDE_CODE_LINES = 12
+
+
+def prepare_for_slides(nb):
+    """A copy of ``nb`` marked for the deck: a code cell that draws a figure shows only the figure,
+    and code longer than ``MAX_SLIDE_CODE_LINES`` lines is hidden (its output stays).
+
+    Cells the notebook marks ``skip`` are left out by reveal.js itself.
+    """
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        has_figure = any("image/png" in o.get("data", {}) or "image/svg+xml" in o.get("data", {})
+                         for o in cell.outputs)
+        if has_figure or len(cell.source.splitlines()) > MAX_SLIDE_CODE_LINES:
+            tags = list(cell.metadata.get("tags", []))
+            cell.metadata["tags"] = tags + [HIDE_INPUT_TAG]
+    return nb
+
+
 def slides_exporter(vendor_rel: str = "vendor"):
     """nbconvert's SlidesExporter with every asset pointed at local copies (no CDN)."""
     from nbconvert import SlidesExporter
+    from traitlets.config import Config
 
-    exp = SlidesExporter()
+    cfg = Config()
+    cfg.TagRemovePreprocessor.enabled = True
+    cfg.TagRemovePreprocessor.remove_input_tags = {HIDE_INPUT_TAG}
+    exp = SlidesExporter(config=cfg)
     exp.reveal_url_prefix = f"{vendor_rel}/{REVEAL_DIR}"
     exp.reveal_theme = "white"
     exp.reveal_transition = "none"  # instant slide changes; also keeps screenshots deterministic
@@ -552,7 +578,7 @@ def build_slides(*, notebooks_dir: Path | str = NOTEBOOKS_DIR, out_dir: Path | s
     written = []
     for path in find_notebooks(notebooks_dir, only):
         nb = read_notebook(path)
-        body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": path.stem}})
+        body, _ = exporter.from_notebook_node(prepare_for_slides(nb), resources={"metadata": {"name": path.stem}})
         bad = _CDN_RE.findall(body)
         if bad:
             raise CourseError(f"{path.name}: the deck still links to the network ({bad[:3]})")

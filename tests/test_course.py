@@ -213,6 +213,21 @@ def test_slides_are_offline_and_reference_existing_vendor_files(tmp_path, capsys
     assert "99 · Synthetic" in deck and "import math" not in deck  # 'skip' cells are left out
 
 
+def test_slides_hide_figure_code_and_long_code(tmp_path):
+    nb = synthetic_notebook()
+    fig = new_code_cell("plt.plot([1, 2])  # FIGURE_CODE")
+    fig.outputs = [nbformat.v4.new_output("display_data", data={"image/png": "iVBORw0KGgo=", "text/plain": "<Figure>"})]
+    long = new_code_cell("\n".join(f"v{i} = {i}  # LONG_CODE" for i in range(13)))
+    short = new_code_cell("z = 2  # SHORT_CODE")
+    nb.cells += [_slide(fig, "subslide"), _slide(long, "-"), _slide(short, "-")]
+    course.write_notebook(nb, tmp_path / "nb" / "99_synth.ipynb")
+    course.build_slides(notebooks_dir=tmp_path / "nb", out_dir=tmp_path / "s", stream=open(os.devnull, "w"))
+    deck = (tmp_path / "s" / "99_synth.slides.html").read_text()
+    assert "FIGURE_CODE" not in deck and "iVBORw0KGgo=" in deck  # the figure without its code
+    assert "LONG_CODE" not in deck and "SHORT_CODE" in deck
+    assert nb.cells[-3].metadata.get("tags") is None  # the source notebook is not touched
+
+
 def _assert_offline_deck(deck: str, folder: Path):
     links = re.findall(r"""(?:src|href)=["']([^"'#][^"']*)["']""", deck)
     links += re.findall(r'"(vendor/[^"]+\.js)"', deck)  # the require([...]) list
