@@ -26,7 +26,7 @@ import torch
 
 __all__ = [
     "kl_categorical", "kl_gaussian", "k1", "k2", "k3", "per_token_kl", "sampled_log_ratio",
-    "SequenceKL", "sequence_kl_estimates", "FDivergence", "FORWARD_KL", "REVERSE_KL",
+    "SequenceKL", "sequence_kl_estimates", "kl_estimates_from_logits", "FDivergence", "FORWARD_KL", "REVERSE_KL",
     "TOTAL_VARIATION", "JENSEN_SHANNON", "F_DIVERGENCES", "get_f_divergence", "f_divergence",
     "check_probabilities", "kl_regularized_objective", "kl_regularized_optimum",
 ]
@@ -305,6 +305,24 @@ def sequence_kl_estimates(logprobs_p: torch.Tensor, logprobs_q: torch.Tensor, ma
         exact = e.sum(-1).detach()  # (B,)
     return SequenceKL(k1=k1(r).sum(-1).detach(), k2=k2(r).sum(-1).detach(), k3=k3(r).sum(-1).detach(),
                       exact=exact)
+
+
+def kl_estimates_from_logits(logits_p: torch.Tensor, logits_q: torch.Tensor, tokens: torch.Tensor,
+                             mask=None) -> SequenceKL:
+    """All sequence-level KL(P || Q) estimates for responses ``tokens`` sampled from P.
+
+    logits_p, logits_q: (B, T, V) logits scoring each response token under P (the sampling
+    policy) and Q (the reference), e.g. from ``rlhf_edu.logprobs.response_logits``; tokens: (B, T)
+    long, the sampled tokens; mask: optional (B, T), 0 on padding. Returns :class:`SequenceKL`
+    with k1, k2, k3 (sampled-token estimates, eq. 4) and ``exact`` (the per-token full-vocabulary
+    KL summed along each sampled prefix), each (B,).
+    """
+    if tokens.shape != logits_p.shape[:2]:
+        raise ValueError(f"tokens: expected shape {tuple(logits_p.shape[:2])}, got {tuple(tokens.shape)}")
+    exact = per_token_kl(logits_p, logits_q, mask)  # (B, T); also checks the logits' shapes
+    logp = torch.log_softmax(logits_p.float(), -1).gather(-1, tokens[..., None]).squeeze(-1)  # (B, T)
+    logq = torch.log_softmax(logits_q.float(), -1).gather(-1, tokens[..., None]).squeeze(-1)  # (B, T)
+    return sequence_kl_estimates(logp, logq, mask, per_token_exact=exact)
 
 
 # --------------------------------------------------------------------------------------------

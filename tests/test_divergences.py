@@ -379,3 +379,22 @@ def test_kl_regularized_optimum_beats_every_grid_point():
         assert (grid[j_grid.argmax()] - star).abs().max().item() < 1.5 / n
     with pytest.raises(ValueError, match="beta"):
         dv.kl_regularized_optimum(pi_ref, r, 0.0)
+
+
+def test_kl_estimates_from_logits_matches_gather_and_loop():
+    g = torch.Generator().manual_seed(5)
+    B, T, V = 3, 4, 6
+    lp, lq = torch.randn(B, T, V, generator=g), torch.randn(B, T, V, generator=g)
+    tokens = torch.randint(0, V, (B, T), generator=g)
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0], [1, 0, 0, 0]])
+    est = dv.kl_estimates_from_logits(lp, lq, tokens, mask)
+    for b in range(B):
+        k1_b = sum(float(torch.log_softmax(lp[b, t], -1)[tokens[b, t]] - torch.log_softmax(lq[b, t], -1)[tokens[b, t]])
+                   for t in range(T) if mask[b, t])
+        ex_b = sum(float(stats.entropy(torch.softmax(lp[b, t], -1).numpy(), torch.softmax(lq[b, t], -1).numpy()))
+                   for t in range(T) if mask[b, t])
+        assert est.k1[b].item() == pytest.approx(k1_b, rel=1e-5, abs=1e-6)
+        assert est.exact[b].item() == pytest.approx(ex_b, rel=1e-5, abs=1e-6)
+    assert (est.k3 >= 0).all() and (est.k2 >= 0).all()
+    with pytest.raises(ValueError, match="tokens"):
+        dv.kl_estimates_from_logits(lp, lq, tokens[:, :2], mask)
