@@ -351,6 +351,17 @@ def response_values(value_model: nn.Module, input_ids: torch.Tensor, attention_m
     return v[:, prompt_length - 1:-1]  # (B, R)
 
 
+@torch.no_grad()
+def reward_model_scores(reward_model, rollout: Rollout) -> torch.Tensor:
+    """R_phi(x, y) (B,) of a rollout's token ids directly (no re-tokenisation): the scalar head at
+    each response's last real token. Use when the reward model shares the policy's tokenizer and
+    was trained on the same layout; otherwise score decoded texts (e.g. ``bradley_terry.score_texts``).
+    """
+    P = rollout.prompt_length
+    mask = torch.cat([rollout.attention_mask[:, :P], rollout.response_mask], 1)  # (B, P+R)
+    return reward_model.score(rollout.input_ids, mask).float()  # (B,)
+
+
 def check_context(model: nn.Module, prompt_length: int, max_new_tokens: int) -> None:
     """Raise ``ValueError`` when prompt + response cannot fit the model's context window."""
     n_ctx = getattr(model.config, "n_positions", None)

@@ -63,10 +63,12 @@ def per_token_kl(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, estimator: 
     if logprobs.shape != ref_logprobs.shape:
         raise ValueError(f"logprobs/ref_logprobs: expected equal shapes, got {tuple(logprobs.shape)} "
                          f"and {tuple(ref_logprobs.shape)}")
-    log_ratio = logprobs - ref_logprobs  # (B, R) log pi/pi_ref
+    from .divergences import k1, k3
+
+    log_ratio = ref_logprobs - logprobs  # (B, R) log pi_ref/pi, the divergences module's convention
     if estimator == "k1":
-        return log_ratio  # (B, R) eq. 4: log P(x) - log Q(x)
-    return torch.expm1(-log_ratio) + log_ratio  # (B, R) k3 = (rho - 1) - log rho, rho = pi_ref/pi
+        return k1(log_ratio)  # (B, R) eq. 4: log P(x) - log Q(x)
+    return k3(log_ratio)  # (B, R) k3 = (rho - 1) - log rho, rho = pi_ref/pi
 
 
 def last_token_index(mask: torch.Tensor) -> torch.Tensor:
