@@ -1,0 +1,512 @@
+"""Reward collapse: ranking utilities, the optimal-reward solver, Beta limits, prompt-aware utilities.
+
+Source: Lecture 6, section "Reward collapse in alignment" (Song, Cai, Lee and Su 2023, [SCLS23]).
+A reward model R(prompt, completion) in [0, 1] is trained on rankings of n completions per prompt
+by maximising sum_{(w, l)} U(R(prompt, w) - R(prompt, l)) over the ranked pairs, with an increasing
+concave utility U. If the network can fit every prompt exactly, each prompt's rewards solve
+
+    (4)   max  sum_{1 <= i < j <= n} U(r_i - r_j)   over   1 >= r_1 >= r_2 >= ... >= r_n >= 0,
+
+a problem that does not mention the prompt at all: every prompt gets the same set of rewards
+("reward collapse"). The lecture's utility classes and limits (as n -> infinity, the empirical
+distribution of the optimal r_1, ..., r_n converges to):
+
+- Class 1, U(x) = x^gamma (0 < gamma < 1): Theorem 1, Beta((1 - gamma)/2, (1 - gamma)/2);
+- Class 2, U(x) = -x^(-gamma) (0 < gamma <= 1), U = log x at gamma = 0: Theorem 2,
+  Beta((1 + gamma)/2, (1 + gamma)/2);
+- Class 3, U(x) = log sigmoid(x / sigma) (InstructGPT's choice): no closed form; the rewards spread
+  more evenly over [0, 1] as sigma shrinks.
+
+The prompt-aware fix lets U depend on the prompt: U = x (polarised rewards) for closed-ended
+prompts, U = -1/x (even spread) for open-ended ones.
+
+Solver. Write the rewards through their gaps d_k = r_k - r_{k+1} >= 0 (k = 1..n-1). Since U is
+increasing, the optimum uses the whole range (r_1 = 1, r_n = 0, so sum_k d_k = 1), and
+r_i - r_j = d_i + ... + d_{j-1} is linear in d: (4) becomes a concave maximisation over the
+simplex. :func:`optimal_rewards` solves it with Newton's method under the equality constraint,
+with a log barrier on the gaps for utilities whose optimum may touch the boundary (U'(0) finite).
+Gradient and Hessian come in O(n^2) from two-dimensional cumulative sums.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+KINDS = ("power", "inverse_power", "logsigmoid", "linear")
+
+
+@contextlib.contextmanager
+def _one_thread():
+    """Run torch on one thread: for these tiny tensors, extra threads only spin (and on a busy
+    machine make every operation tens of times slower)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+# ----------------------------------------------------------------------------------------------
+# Utility families
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Utility:
+    """An increasing concave utility U of a reward difference x, with its derivatives.
+
+    Build one with :func:`power_utility`, :func:`inverse_power_utility`, :func:`log_utility`,
+    :func:`logsigmoid_utility` or :func:`linear_utility`. ``value``/``grad``/``hess`` act on
+    float64 numpy arrays of positive differences (the solver); :meth:`torch_value` acts on torch
+    tensors of any sign (network training).
+    """
+
+    kind: str
+    """One of ``power`` (x^gamma), ``inverse_power`` (-x^-gamma, log x at gamma 0), ``logsigmoid``, ``linear``."""
+    param: float = 0.0
+    """gamma for the power classes, sigma for ``logsigmoid``; unused for ``linear``."""
+
+    @property
+    def name(self) -> str:
+        """A label for plots, e.g. ``x^0.5``, ``log x``, ``-x^-1``, ``logsigmoid(x/0.1)``."""
+        if self.kind == "power":
+            return f"x^{self.param:g}"
+        if self.kind == "inverse_power":
+            return "log x" if self.param == 0 else f"-x^-{self.param:g}"
+        if self.kind == "logsigmoid":
+            return f"logsigmoid(x/{self.param:g})"
+        return "x"
+
+    @property
+    def interior(self) -> bool:
+        """Whether U'(0+) is infinite, which keeps every gap of the optimum strictly positive."""
+        return self.kind in ("power", "inverse_power")
+
+    def value(self, x: np.ndarray) -> np.ndarray:
+        """U(x) for x > 0 (x >= 0 for ``power``, ``linear``, ``logsigmoid``)."""
+        g = self.param
+        if self.kind == "power":
+            return x**g
+        if self.kind == "inverse_power":
+            return np.log(x) if g == 0 else -(x ** -g)
+        if self.kind == "logsigmoid":
+            return -np.logaddexp(0.0, -x / g)  # log sigma(x / sigma)
+        return np.asarray(x, dtype=np.float64).copy()
+
+    def grad(self, x: np.ndarray) -> np.ndarray:
+        """U'(x)."""
+        g = self.param
+        if self.kind == "power":
+            return g * x ** (g - 1)
+        if self.kind == "inverse_power":
+            return 1.0 / x if g == 0 else g * x ** (-g - 1)
+        if self.kind == "logsigmoid":
+            return 1.0 / (g * (1.0 + np.exp(x / g)))  # sigma(-x/sigma) / sigma
+        return np.ones_like(x, dtype=np.float64)
+
+    def hess(self, x: np.ndarray) -> np.ndarray:
+        """U''(x) (<= 0: U is concave)."""
+        g = self.param
+        if self.kind == "power":
+            return g * (g - 1) * x ** (g - 2)
+        if self.kind == "inverse_power":
+            return -1.0 / x**2 if g == 0 else -g * (g + 1) * x ** (-g - 2)
+        if self.kind == "logsigmoid":
+            s = 1.0 / (1.0 + np.exp(-x / g))  # sigma(x / sigma)
+            return -s * (1.0 - s) / g**2
+        return np.zeros_like(x, dtype=np.float64)
+
+    def torch_value(self, x: torch.Tensor, eps: float = 0.05) -> torch.Tensor:
+        """U(x) on tensors of any sign, for training a reward network.
+
+        The lecture notes that U must be extended to negative differences during training (a
+        mis-ranked pair has r_w - r_l < 0). Below ``eps``, the power classes continue along their
+        tangent at ``eps`` (a C^1, concave, increasing extension):
+        U(x) = U(eps) + U'(eps) (x - eps) for x < eps. ``logsigmoid`` and ``linear`` need none.
+        """
+        if self.kind == "logsigmoid":
+            return torch.nn.functional.logsigmoid(x / self.param)
+        if self.kind == "linear":
+            return x
+        e = torch.as_tensor(eps, dtype=x.dtype)
+        xs = torch.clamp(x, min=eps)  # the formula is only used where x >= eps
+        g = self.param
+        if self.kind == "power":
+            u, u_e, du_e = xs**g, e**g, g * e ** (g - 1)
+        elif g == 0:
+            u, u_e, du_e = torch.log(xs), torch.log(e), 1.0 / e
+        else:
+            u, u_e, du_e = -(xs**-g), -(e**-g), g * e ** (-g - 1)
+        return torch.where(x >= eps, u, u_e + du_e * (x - eps))  # tangent extension below eps
+
+
+def _check_gamma(gamma, lo: float, hi: float, lo_open: bool, hi_open: bool, what: str) -> float:
+    ok = isinstance(gamma, (int, float)) and math.isfinite(gamma)
+    ok = ok and (gamma > lo if lo_open else gamma >= lo) and (gamma < hi if hi_open else gamma <= hi)
+    if not ok:
+        lb, rb = ("(" if lo_open else "["), (")" if hi_open else "]")
+        raise ValueError(f"gamma: expected a number in {lb}{lo:g}, {hi:g}{rb} for {what}, got {gamma!r}")
+    return float(gamma)
+
+
+def power_utility(gamma: float) -> Utility:
+    """Class 1 of the lecture: U(x) = x^gamma with 0 < gamma < 1 (Theorem 1)."""
+    return Utility("power", _check_gamma(gamma, 0, 1, True, True, "U(x) = x^gamma"))
+
+
+def inverse_power_utility(gamma: float) -> Utility:
+    """Class 2 of the lecture: U(x) = -x^(-gamma) with 0 <= gamma <= 1; log x at gamma = 0 (Theorem 2)."""
+    return Utility("inverse_power", _check_gamma(gamma, 0, 1, False, False, "U(x) = -x^-gamma"))
+
+
+def log_utility() -> Utility:
+    """U(x) = log x (Class 2 at gamma = 0)."""
+    return inverse_power_utility(0.0)
+
+
+def logsigmoid_utility(sigma: float = 1.0) -> Utility:
+    """Class 3 of the lecture: U(x) = log sigmoid(x / sigma), sigma > 0 (the InstructGPT RM loss)."""
+    if not (isinstance(sigma, (int, float)) and math.isfinite(sigma) and sigma > 0):
+        raise ValueError(f"sigma: expected a positive number, got {sigma!r}")
+    return Utility("logsigmoid", float(sigma))
+
+
+def linear_utility() -> Utility:
+    """U(x) = x: the limit gamma -> 1 of Class 1; its optimum is polarised (rewards 0 or 1)."""
+    return Utility("linear", 1.0)
+
+
+def prompt_aware_utility(open_ended: bool) -> Utility:
+    """The lecture's prompt-aware choice: -1/x for open-ended prompts, x for closed-ended ones.
+
+    -1/x (Theorem 2, gamma = 1) spreads the rewards evenly (Beta(1, 1), uniform); x pushes them to
+    the two ends, the two-group shape a closed-ended prompt's answers should get.
+    """
+    return inverse_power_utility(1.0) if open_ended else linear_utility()
+
+
+def beta_limit(utility: Utility):
+    """The n -> infinity limit of the optimal rewards' distribution (Theorems 1 and 2).
+
+    Returns a frozen ``scipy.stats.beta``: Beta((1 - g)/2, (1 - g)/2) for x^g and
+    Beta((1 + g)/2, (1 + g)/2) for -x^-g (log x at g = 0). Other utilities have no theorem and
+    raise ValueError.
+    """
+    from scipy.stats import beta
+
+    if utility.kind == "power":
+        a = (1 - utility.param) / 2  # Theorem 1
+    elif utility.kind == "inverse_power":
+        a = (1 + utility.param) / 2  # Theorem 2
+    else:
+        raise ValueError(f"utility: expected a Class 1 or Class 2 utility (a Beta limit), got {utility.name}")
+    return beta(a, a)
+
+
+# ----------------------------------------------------------------------------------------------
+# The optimisation problem (4) and its solver
+# ----------------------------------------------------------------------------------------------
+def _check_rewards(rewards, need_strict: bool = False) -> np.ndarray:
+    r = np.asarray(rewards, dtype=np.float64)
+    if r.ndim != 1 or r.size < 2:
+        raise ValueError(f"rewards: expected a 1-D array of at least 2 rewards, got shape {r.shape}")
+    if not np.all(np.isfinite(r)) or r.min() < 0 or r.max() > 1:
+        raise ValueError("rewards: expected values in [0, 1] (the theorems' range)")
+    if np.any(np.diff(r) > 0):
+        raise ValueError("rewards: expected them sorted from most to least preferred (non-increasing)")
+    if need_strict and np.any(np.diff(r) >= 0):
+        raise ValueError("rewards: expected strictly decreasing rewards for this utility (U(0) = -inf)")
+    return r
+
+
+def _pair_diffs(r: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    iu = np.triu_indices(r.size, 1)  # all pairs i < j (i ranked above j)
+    return r[iu[0]] - r[iu[1]], iu  # (n(n-1)/2,) r_i - r_j
+
+
+def total_utility(rewards, utility: Utility) -> float:
+    """The objective of (4): sum over i < j of U(r_i - r_j), rewards sorted best first, in [0, 1]."""
+    r = _check_rewards(rewards, need_strict=utility.kind == "inverse_power")
+    diffs, _ = _pair_diffs(r)
+    return float(utility.value(diffs).sum())
+
+
+def _rewards_from_gaps(d: np.ndarray) -> np.ndarray:
+    return np.concatenate([np.cumsum(d[::-1])[::-1], [0.0]])  # (n,) r_k = d_k + ... + d_{n-1}
+
+
+def _corner_sums(a: np.ndarray) -> np.ndarray:
+    """S[p, q] = sum over i <= p, j >= q of a[i, j] (a is n x n)."""
+    return np.cumsum(np.cumsum(a[:, ::-1], axis=1)[:, ::-1], axis=0)
+
+
+def gap_gradient_hessian(rewards, utility: Utility) -> tuple[np.ndarray, np.ndarray]:
+    """Gradient (n-1,) and Hessian (n-1, n-1) of (4) with respect to the gaps d_k = r_k - r_{k+1}.
+
+    Gap k lies inside pair (i, j) when i <= k < j, so dF/dd_k = sum_{i <= k < j} U'(r_i - r_j) and
+    d2F/dd_k dd_l = sum_{i <= min(k, l), j > max(k, l)} U''(r_i - r_j).
+    """
+    r = np.asarray(rewards, dtype=np.float64)
+    n = r.size
+    diffs, iu = _pair_diffs(r)
+    a1, a2 = np.zeros((n, n)), np.zeros((n, n))
+    a1[iu], a2[iu] = utility.grad(diffs), utility.hess(diffs)
+    s1, s2 = _corner_sums(a1), _corner_sums(a2)
+    k = np.arange(n - 1)
+    grad = s1[k, k + 1]  # (n-1,)
+    hess = s2[np.minimum.outer(k, k), np.maximum.outer(k, k) + 1]  # (n-1, n-1)
+    return grad, hess
+
+
+def kkt_gap(rewards, utility: Utility) -> float:
+    """Optimality certificate of rewards for (4): the best first-order gain of any feasible move.
+
+    In gap coordinates the feasible set is the simplex {d >= 0, sum d = 1}; the largest directional
+    derivative towards any feasible point is max_k g_k - g . d (the Frank-Wolfe gap, g the gap
+    gradient). It is >= 0, zero exactly at the optimum (KKT: g_k equal on every positive gap and
+    no larger on zero gaps), and bounds the objective's distance to the optimum. Returned relative
+    to max_k |g_k|.
+    """
+    r = _check_rewards(rewards, need_strict=utility.kind == "inverse_power")
+    if r[0] != 1.0 or r[-1] != 0.0:
+        return math.inf  # not using the full range: raising r_1 or lowering r_n is an ascent direction
+    d = -np.diff(r)  # (n-1,) gaps
+    g, _ = gap_gradient_hessian(r, utility)
+    return float((g.max() - g @ d) / np.abs(g).max())
+
+
+@dataclass
+class CollapseSolution:
+    """Result of :func:`optimal_rewards`."""
+
+    rewards: np.ndarray
+    """(n,) optimal rewards, best-ranked first: 1 = r_1 >= ... >= r_n = 0."""
+    objective: float
+    """sum_{i<j} U(r_i - r_j) at the optimum."""
+    kkt_gap: float
+    """:func:`kkt_gap` of the returned rewards (about 1e-10 or less when solved)."""
+    newton_steps: int
+    """Newton iterations used."""
+    utility: Utility = field(repr=False, default=None)
+
+
+def _newton_direction(grad: np.ndarray, hess: np.ndarray) -> np.ndarray:
+    """Newton step for minimising with Hessian ``hess`` (positive definite) under sum(step) = 0.
+
+    The Cholesky solve runs in torch on one thread (numpy's multi-threaded BLAS only spins on
+    matrices this small, and on a busy machine is a hundred times slower).
+    """
+    with _one_thread():
+        chol = torch.linalg.cholesky(torch.from_numpy(hess))  # (m, m)
+        rhs = torch.from_numpy(np.stack([grad, np.ones_like(grad)], axis=1))  # (m, 2)
+        sol = torch.cholesky_solve(rhs, chol).numpy()  # (m, 2): H^-1 grad, H^-1 1
+    hg, h1 = sol[:, 0], sol[:, 1]
+    nu = -hg.sum() / h1.sum()  # multiplier of the constraint 1 . step = 0
+    return -(hg + nu * h1)
+
+
+def optimal_rewards(n: int, utility: Utility, tol: float = 1e-10, max_steps: int = 500) -> CollapseSolution:
+    """Solve (4) for n ranked completions: the rewards a perfectly fitting reward model assigns.
+
+    Concave maximisation over the gaps d (simplex), by equality-constrained Newton steps with a
+    backtracking line search that keeps every gap positive. For ``log``/``x^gamma``/``-x^-gamma``
+    the optimum is interior (U'(0) is infinite) and plain Newton converges quadratically; for
+    ``logsigmoid`` and ``linear`` a log barrier mu * sum log d_k is added and mu is driven to zero
+    (duality gap (n - 1) mu <= tol * |F|). n up to a few hundred takes well under a second.
+    Returns a :class:`CollapseSolution`.
+    """
+    if not (isinstance(n, (int, np.integer)) and n >= 2):
+        raise ValueError(f"n: expected an int >= 2, got {n!r}")
+    if not isinstance(utility, Utility):
+        raise ValueError(f"utility: expected a Utility, got {type(utility).__name__}")
+    m = n - 1
+    d = np.full(m, 1.0 / m)  # equal gaps: evenly spaced rewards
+    objective = lambda gaps: float(utility.value(_pair_diffs(_rewards_from_gaps(gaps))[0]).sum())
+    mu = 0.0 if utility.interior else abs(objective(d)) / m
+    steps = 0
+    while True:
+        for _ in range(max_steps):
+            r = _rewards_from_gaps(d)
+            f = objective(d)
+            g, h = gap_gradient_hessian(r, utility)
+            grad, hess = -g - mu / d, -h + np.diag(mu / d**2)  # of phi = -F - mu sum log d
+            step = _newton_direction(grad, hess)
+            decrement = -grad @ step  # Newton decrement squared
+            steps += 1
+            if decrement / 2 <= 1e-22 * max(1.0, abs(f)):
+                break
+            shrink = step < 0
+            s = min(1.0, 0.99 * np.min(-d[shrink] / step[shrink])) if shrink.any() else 1.0
+            phi = -f - mu * np.log(d).sum()
+            slack = 1e-14 * max(1.0, abs(phi))  # rounding noise of phi: lets Newton finish converging
+            while s > 1e-16:  # backtracking (Armijo)
+                new = d + s * step
+                f_new = objective(new)
+                if np.isfinite(f_new) and -f_new - mu * np.log(new).sum() <= phi - 0.25 * s * decrement + slack:
+                    break
+                s *= 0.5
+            else:
+                break  # no decrease representable in float64: converged to rounding
+            d = new
+        if mu * m <= tol * max(1.0, abs(f)):
+            break
+        mu /= 10.0
+    r = np.clip(_rewards_from_gaps(d / d.sum()), 0.0, 1.0)  # remove rounding outside [0, 1]
+    r[0], r[-1] = 1.0, 0.0
+    return CollapseSolution(rewards=r, objective=objective(d), kkt_gap=kkt_gap(r, utility),
+                            newton_steps=steps, utility=utility)
+
+
+def ks_distance(rewards, utility: Utility) -> float:
+    """Kolmogorov-Smirnov distance between the rewards' empirical CDF and the theorem's Beta CDF.
+
+    rewards: (n,) values in [0, 1]. Uses ``scipy.stats.kstest``. Even a perfect fit of n points
+    that include both end points has a distance of at least 1/n.
+    """
+    from scipy.stats import kstest
+
+    r = np.asarray(rewards, dtype=np.float64)
+    if r.ndim != 1 or r.size < 2 or r.min() < 0 or r.max() > 1:
+        raise ValueError("rewards: expected a 1-D array of values in [0, 1]")
+    return float(kstest(r, beta_limit(utility).cdf).statistic)
+
+
+# ----------------------------------------------------------------------------------------------
+# Training a reward network on rankings: collapse vs prompt-aware utilities
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class RankingTask:
+    """Synthetic ranked completions for two kinds of prompts (P prompts, n completions each).
+
+    quality: (P, n) latent quality of each completion, sorted best first (the human ranking).
+    open_ended: (P,) bool. Open-ended prompts have qualities spread evenly over [0, 1];
+    closed-ended ones have two groups, right (near 0.9) or wrong (near 0.1).
+    """
+
+    quality: torch.Tensor
+    open_ended: torch.Tensor
+
+
+def make_ranking_task(n_prompts: int = 32, n_completions: int = 16, seed: int = 0,
+                      spread: float = 0.03) -> RankingTask:
+    """Half open-ended, half closed-ended prompts (see :class:`RankingTask`), seeded."""
+    if n_prompts < 2 or n_prompts % 2 or n_completions < 2:
+        raise ValueError(f"n_prompts/n_completions: expected an even n_prompts >= 2 and n_completions >= 2, "
+                         f"got {n_prompts} and {n_completions}")
+    g = torch.Generator().manual_seed(seed)
+    half = n_prompts // 2
+    open_q = torch.rand(half, n_completions, generator=g)  # (P/2, n) uniform on [0, 1]
+    right = torch.rand(half, n_completions, generator=g) < 0.5  # (P/2, n) right or wrong answer
+    closed_q = torch.where(right, 0.9, 0.1) + spread * torch.randn(half, n_completions, generator=g)
+    quality = torch.cat([open_q, closed_q.clamp(0, 1)]).sort(dim=1, descending=True).values  # (P, n)
+    open_ended = torch.cat([torch.ones(half, dtype=torch.bool), torch.zeros(half, dtype=torch.bool)])
+    return RankingTask(quality=quality, open_ended=open_ended)
+
+
+class RankingRewardNet(torch.nn.Module):
+    """An over-parameterised reward model: one free logit per (prompt, completion).
+
+    R(prompt p, completion i) = sigmoid(theta_{p,i}), in (0, 1) as the lecture's problem assumes.
+    This is the lecture's "sufficiently over-parameterised" regime taken literally: the model can
+    fit any reward assignment, so training can only stop at the optimum of (4) for each prompt,
+    which isolates the effect of the utility U. The logits start at logit(quality), i.e. at the
+    rewards each prompt *should* get (spread out for open-ended prompts, two groups for
+    closed-ended ones), so training shows where U moves them.
+    """
+
+    def __init__(self, task: "RankingTask", clip: float = 0.02):
+        super().__init__()
+        q = task.quality.clamp(clip, 1 - clip)  # (P, n)
+        self.logits = torch.nn.Parameter(torch.log(q) - torch.log1p(-q))  # (P, n) logit(q)
+
+    def forward(self) -> torch.Tensor:
+        """Rewards (P, n) in (0, 1), completions in ranked order (best first)."""
+        return torch.sigmoid(self.logits)  # (P, n)
+
+
+def ranking_utility_loss(rewards: torch.Tensor, utilities: list[Utility], eps: float = 0.05) -> torch.Tensor:
+    """Per-prompt negative mean utility over ranked pairs (the lecture's training objective).
+
+    loss_p = -mean_{i<j} U_p(R_{p,i} - R_{p,j}), with completions sorted best first.
+    rewards: (P, n). utilities: P utilities (one per prompt: a fixed U, or prompt-aware U_prom).
+    Returns (P,) losses. Utilities are extended below ``eps`` (see :meth:`Utility.torch_value`).
+    """
+    if rewards.dim() != 2 or rewards.shape[1] < 2:
+        raise ValueError(f"rewards: expected shape (P, n) with n >= 2, got {tuple(rewards.shape)}")
+    if len(utilities) != rewards.shape[0]:
+        raise ValueError(f"utilities: expected {rewards.shape[0]} (one per prompt), got {len(utilities)}")
+    i, j = torch.triu_indices(rewards.shape[1], rewards.shape[1], offset=1)
+    diffs = rewards[:, i] - rewards[:, j]  # (P, n(n-1)/2) R_w - R_l over ranked pairs
+    losses = torch.zeros(rewards.shape[0], dtype=rewards.dtype, device=rewards.device)  # (P,)
+    for u in set(utilities):  # one vectorised call per distinct utility
+        rows = torch.tensor([k for k, v in enumerate(utilities) if v == u], device=rewards.device)
+        losses = losses.index_put((rows,), -u.torch_value(diffs[rows], eps).mean(dim=1))  # (P,)
+    return losses
+
+
+@dataclass
+class CollapseTrainConfig:
+    """Hyper-parameters of :func:`train_ranking_rewards`."""
+
+    steps: int = 300
+    """Adam steps (full batch)."""
+    lr: float = 0.05
+    """Adam learning rate (on the reward logits)."""
+    eps: float = 0.05
+    """Below this difference the power utilities continue linearly (:meth:`Utility.torch_value`)."""
+    snapshot_every: int = 100
+    """Record the reward distribution of each prompt type every this many steps."""
+    show_progress: bool = True
+    """Show a tqdm progress bar."""
+
+    @classmethod
+    def tiny(cls, **overrides) -> "CollapseTrainConfig":
+        """CPU preset (a few seconds): the experiment is tiny at every scale."""
+        return cls(**overrides)
+
+    @classmethod
+    def gpt2(cls, **overrides) -> "CollapseTrainConfig":
+        """GPU-scale preset: the same experiment, trained longer."""
+        return cls(**{"steps": 600, **overrides})
+
+
+def train_ranking_rewards(task: RankingTask, utility_for, config: CollapseTrainConfig) -> dict[str, list]:
+    """Train a :class:`RankingRewardNet` by maximising sum U_prom(R_w - R_l) over ranked pairs.
+
+    task: a :class:`RankingTask`. utility_for: a function open_ended (bool) -> Utility; pass
+    ``lambda _: logsigmoid_utility(0.1)`` for one fixed U, or :func:`prompt_aware_utility`.
+    Returns a history: per step ``step`` and ``loss``; per snapshot ``snapshot_step``,
+    ``rewards_open`` and ``rewards_closed`` (numpy arrays of all rewards of that prompt type).
+    """
+    from tqdm.auto import tqdm
+
+    model = RankingRewardNet(task)
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    utilities = [utility_for(bool(o)) for o in task.open_ended]
+    history: dict[str, list] = {"step": [], "loss": [], "snapshot_step": [], "rewards_open": [],
+                                "rewards_closed": []}
+
+    def snapshot(step: int) -> None:
+        with torch.no_grad():
+            r = model()  # (P, n)
+        history["snapshot_step"].append(step)
+        history["rewards_open"].append(r[task.open_ended].flatten().numpy())
+        history["rewards_closed"].append(r[~task.open_ended].flatten().numpy())
+
+    snapshot(0)
+    with _one_thread():
+        for step in tqdm(range(1, config.steps + 1), desc="ranking RM", disable=not config.show_progress):
+            rewards = model()  # (P, n)
+            loss = ranking_utility_loss(rewards, utilities, config.eps).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            history["step"].append(step)
+            history["loss"].append(float(loss.detach()))
+            if step % config.snapshot_every == 0 or step == config.steps:
+                snapshot(step)
+    return history
