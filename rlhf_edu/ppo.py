@@ -52,7 +52,7 @@ class PPOConfig:
     """R: tokens sampled per response (fewer when every response has hit EOS)."""
     max_prompt_tokens: int = 16
     """Prompts are cut from the left to this many tokens."""
-    lr: float = 2e-4
+    lr: float = 1e-4
     """AdamW learning rate of the policy."""
     value_lr: float = 5e-4
     """AdamW learning rate of the value model."""
