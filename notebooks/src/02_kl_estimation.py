@@ -1,0 +1,548 @@
+"""Build notebooks/02_kl_estimation.ipynb (unexecuted) from the cells below.
+
+Run: .venv/bin/python notebooks/src/02_kl_estimation.py
+then execute in place with nbconvert (see the README / COMMON notes).
+"""
+
+from pathlib import Path
+from textwrap import dedent
+
+import nbformat as nbf
+
+OUT = Path(__file__).resolve().parents[1] / "02_kl_estimation.ipynb"
+cells = []
+
+
+def md(src, slide="-"):
+    c = nbf.v4.new_markdown_cell(dedent(src).strip())
+    c.metadata["slideshow"] = {"slide_type": slide}
+    cells.append(c)
+
+
+def code(src, slide="-"):
+    c = nbf.v4.new_code_cell(dedent(src).strip())
+    c.metadata["slideshow"] = {"slide_type": slide}
+    cells.append(c)
+
+
+# ---------------------------------------------------------------------------------------------
+md(r"""
+# 02 · Estimating KL from samples: k1, k2, k3, and why logged KL goes negative
+
+An RLHF trainer cannot sum over every possible response to compute $\mathrm{KL}(\pi\,\|\,\pi_{\text{ref}})$.
+It samples responses and averages a per-sample estimate. This notebook measures how good those
+estimates are, on Gaussians where the truth is known and on the course's tiny language model, and
+shows how a sampler that is not the policy makes the estimate go negative.
+""", slide="slide")
+
+md(r"""
+## 1. Learning goals
+
+1. Write the Monte Carlo KL (eq. 4 of the Regularization chapter) and three per-sample estimators
+   $k_1, k_2, k_3$; know which are unbiased, which are non-negative, and which have low variance.
+2. Reproduce Schulman's bias/variance table with $10^6$+ samples.
+3. On a language model, compare the sequence-level sampled estimate with the exact per-token sum
+   over the vocabulary, and see how the batch mean converges.
+4. Explain, and quantify, why top-$k$ sampling and a forced minimum length make the logged KL
+   negative, and why the safe sampler of `rlhf_edu.generation` does not.
+5. Read the `kl` number in a training log, and know the 0–10 nats rule of thumb.
+""", slide="slide")
+
+code(r"""
+import inspect
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from rlhf_edu.config import get_scale, seed_everything
+from rlhf_edu import divergences as dv
+from rlhf_edu.data import load_splits, make_prompts
+from rlhf_edu.generation import sample
+from rlhf_edu.logprobs import response_logits
+from rlhf_edu.models import load_policy
+
+scale = get_scale()
+gen = seed_everything(0, threads=2)
+plt.rcParams.update({"figure.dpi": 90, "axes.grid": True, "grid.alpha": 0.3})
+""", slide="skip")
+
+# ---------------------------------------------------------------------------------------------
+md(r"""
+## 2. Background
+
+The KL divergence (eq. 3) is a sum over all outcomes. Writing it as an expectation under the first
+argument gives the Monte Carlo form the Regularization chapter uses in practice:
+
+$$\mathcal{D}_{\text{KL}}(P\,\|\,Q) = \mathbb{E}_{x\sim P}\big[\log P(x) - \log Q(x)\big]. \qquad (4)$$
+
+In RLHF, $P=\pi_{\text{RL}}$ generates the samples and $Q=\pi_{\text{ref}}$ only scores them.
+""", slide="slide")
+
+md(r"""
+**Three per-sample estimators** (J. Schulman, "Approximating KL divergence", 2020). Let
+$r = Q(x)/P(x)$ for $x\sim P$, and store $\log r$ (`log_ratio`).
+
+| estimator | formula | unbiased? | sign |
+|---|---|---|---|
+| $k_1$ | $-\log r$ | yes: this is eq. (4) | any sign; high variance |
+| $k_2$ | $\tfrac12(\log r)^2$ | no; right to second order when $P\approx Q$ | $\ge 0$ |
+| $k_3$ | $(r-1)-\log r$ | yes, because $\mathbb{E}_P[r] = \sum_x Q(x) = 1$ | $\ge 0$, since $\log r\le r-1$ |
+
+$k_3$ is $k_1$ plus the control variate $r-1$, which has mean zero and is strongly anti-correlated
+with $-\log r$ when $P\approx Q$. Near $\log r=0$, computing $e^{\log r}-1-\log r$ naively cancels
+catastrophically (the answer is about $(\log r)^2/2$); the library uses `expm1` and a Taylor series.
+""", slide="subslide")
+
+md(r"""
+**Sequences.** For a response $y=(y_1,\dots,y_T)$ the log-probability is a sum over tokens, so the
+sequence-level $k_1$ is the sum of per-token $k_1$. By the chain rule of KL,
+
+$$\mathrm{KL}\big(\pi(y)\,\|\,\pi_{\text{ref}}(y)\big) = \mathbb{E}_{y\sim\pi}\Big[\sum_t \mathrm{KL}\big(\pi(\cdot\mid y_{<t})\,\|\,\pi_{\text{ref}}(\cdot\mid y_{<t})\big)\Big],$$
+
+so a third unbiased estimate is available for free: the **exact** per-token KL over the whole
+vocabulary, summed along the sampled prefix. It removes the noise of which token was drawn.
+
+**When the sampler is not the policy.** If responses come from a modified sampler $s$ (top-$k$,
+top-$p$, a forced minimum length), the logged $k_1$ averages to
+
+$$\mathbb{E}_{y\sim s}\big[\log\pi(y)-\log\pi_{\text{ref}}(y)\big] = \mathrm{KL}(s\,\|\,\pi_{\text{ref}}) - \mathrm{KL}(s\,\|\,\pi),$$
+
+a difference of two KLs, which is negative whenever the sampler is closer to the reference than to
+the policy (TRL's PPO notes describe the symptom).
+""", slide="subslide")
+
+# ---------------------------------------------------------------------------------------------
+md(r"""
+## 3. Implementation
+
+The estimators are one-liners on `log_ratio = log Q(x) - log P(x)`; `k3` handles the cancellation.
+`per_token_kl` is the exact sum over the vocabulary, and `kl_estimates_from_logits` returns all
+sequence-level estimates for a batch of sampled responses.
+""", slide="slide")
+
+code(r"""
+for fn in (dv.k1, dv.k2, dv.k3):
+    print(inspect.getsource(fn))
+""", slide="skip")
+
+code(r"""
+print(inspect.getsource(dv.per_token_kl))
+print(inspect.getsource(dv.kl_estimates_from_logits))
+""", slide="skip")
+
+# ---------------------------------------------------------------------------------------------
+md(r"""
+## 4. Experiments
+
+### 4.1 Schulman's table
+
+Samples come from $P=\mathcal{N}(0,1)$ and are scored by $Q=\mathcal{N}(0.1,1)$ or $\mathcal{N}(1,1)$
+(Schulman's $q$ and $p$). The true KL is $\mu^2/2$: $0.005$ and $0.5$ nats. With unit variances the
+log-ratio is linear in $x$: $\log r = \mu x - \mu^2/2$. We draw $4\times10^6$ samples per setting
+(seeded, vectorised) and report the bias and the standard deviation of one sample's estimate,
+both divided by the true KL, with the standard error of the bias.
+""", slide="slide")
+
+code(r"""
+n_mc = 4_000_000
+g = torch.Generator().manual_seed(0)
+x = torch.randn(n_mc, generator=g, dtype=torch.float64)  # (K,) samples from P = N(0, 1)
+reference = {  # Schulman (2020): (bias/KL, stdev/KL)
+    ("k1", 0.1): (0.0, 20.0), ("k2", 0.1): (0.002, 1.42), ("k3", 0.1): (0.0, 1.42),
+    ("k1", 1.0): (0.0, 2.0), ("k2", 1.0): (0.25, 1.73), ("k3", 1.0): (0.0, 1.7),
+}
+estimators = {"k1": dv.k1, "k2": dv.k2, "k3": dv.k3}
+table, samples = {}, {}
+for mu in (0.1, 1.0):
+    log_ratio = mu * x - mu**2 / 2  # (K,) log Q(x) - log P(x) for Q = N(mu, 1)
+    true_kl = dv.kl_gaussian(0.0, 1.0, mu, 1.0).item()
+    for name, est in estimators.items():
+        v = est(log_ratio)  # (K,)
+        bias, sd = (v.mean().item() - true_kl) / true_kl, v.std().item() / true_kl
+        table[name, mu] = (bias, sd, sd / math.sqrt(n_mc))
+        samples[name, mu] = v[:200_000]
+""")
+
+code(r"""
+# NBVAL_CHECK_OUTPUT
+print("Q = N(mu, 1), P = N(0, 1); 4e6 samples; bias and stdev divided by the true KL")
+print(f"{'est':4s} {'mu':>4s} | {'bias/KL':>8s} {'(+-SE)':>7s} {'ref':>6s} | {'stdev/KL':>8s} {'ref':>6s}")
+for (name, mu), (bias, sd, se) in sorted(table.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+    rb, rs = reference[name, mu]
+    print(f"{name:4s} {mu:4.1f} | {round(bias, 2) + 0.0:8.2f} {f'({se:.2f})':>7s} {rb:6.3g} | {sd:8.1f} {rs:6.3g}")
+""", slide="subslide")
+
+md(r"""
+The table matches Schulman's. $k_1$ is unbiased but its standard deviation is **20 times** the
+KL it estimates when the distributions are close: you would need about $400\cdot 10^4$ samples
+to pin the KL to 1%. $k_3$ is just as unbiased with 14× less spread. $k_2$ is as quiet as $k_3$
+and nearly unbiased when $P\approx Q$, but at $\mu=1$ it overshoots by 25%.
+""", slide="-")
+
+code(r"""
+mus = np.linspace(0.05, 2.0, 40)
+x_small = x[:200_000]
+sweep = {name: [] for name in estimators}
+for mu in mus:
+    lr = mu * x_small - mu**2 / 2
+    for name, est in estimators.items():
+        v = est(lr)
+        sweep[name].append((v.mean().item() / (mu**2 / 2) - 1, v.std().item() / (mu**2 / 2)))
+
+fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+colors = {"k1": "C0", "k2": "C1", "k3": "C2"}
+for ax, mu in zip(axes[:2], (0.1, 1.0)):
+    true_kl = mu**2 / 2
+    lo, hi = np.quantile(samples["k1", mu].numpy(), [0.005, 0.995])
+    bins = np.linspace(lo, hi, 120)
+    for name in estimators:
+        ax.hist(samples[name, mu].numpy(), bins=bins, density=True, histtype="step", lw=1.8, color=colors[name],
+                label=f"{name}: mean {samples[name, mu].mean():.3g}")
+    ax.axvline(true_kl, color="k", ls="--", label=f"true KL = {true_kl:g}")
+    ax.set(xlabel="per-sample estimate (nats)", ylabel="density (log scale)", yscale="log",
+           title=f"Q = N({mu}, 1): distribution of each estimator")
+    ax.legend(fontsize=8)
+ax = axes[2]
+for name in estimators:
+    ax.plot(mus, [s for _, s in sweep[name]], color=colors[name], label=f"{name}: stdev / KL")
+    ax.plot(mus, [abs(b) for b, _ in sweep[name]], color=colors[name], ls=":", label=f"{name}: |bias| / KL")
+ax.set(xscale="log", yscale="log", xlabel="mu (distance between P and Q)", ylabel="relative to the true KL",
+       title="Variance and bias vs distance", ylim=(1e-3, 100))
+ax.legend(fontsize=7, ncol=2)
+plt.tight_layout()
+plt.show()
+""", slide="subslide")
+
+md(r"""
+Left and middle: $k_1$ (blue) is spread on both sides of zero, $k_2$ and $k_3$ are never negative.
+Right: the relative spread of $k_1$ grows like $2/\mu$ as the distributions get closer, while $k_3$
+and $k_2$ stay near $\sqrt2$; the bias of $k_2$ grows with the distance, the dotted lines of
+$k_1$ and $k_3$ are Monte Carlo noise.
+""", slide="-")
+
+# ---------------------------------------------------------------------------------------------
+md(r"""
+### 4.2 On the tiny language model
+
+$\pi$ is the course's base model at this scale, and we need a reference $\pi_{\text{ref}}$ at a
+known, moderate distance. Training one takes minutes, so we use a **logit-space perturbation** of
+the same network:
+
+$$\pi_{\text{ref}}(v\mid c) \propto \exp\big(1.1\,z_v(c) - 4\,[v=\text{EOS}]\big),$$
+
+where $z(c)$ are $\pi$'s logits. The reference is slightly more confident (logits scaled by 1.1)
+and ends responses later (EOS logit lowered by 4). Read in reverse, $\pi$ is a policy that has
+drifted from its reference in two common ways: it spreads mass over more tokens, and it stops
+earlier. We still *sample* $\pi$ at temperature 1; only the reference is perturbed, and one
+forward pass scores both. Section 4.3 uses exactly these two drifts.
+""", slide="slide")
+
+code(r"""
+model, tokenizer = load_policy(scale)
+model.eval()
+EOS = tokenizer.eos_token_id
+R = scale.max_response_tokens
+n_conv = 8 * scale.rl_batch_size  # responses for the convergence study
+n_setting = 4 * scale.rl_batch_size  # responses per sampler setting in 4.3
+prompt = make_prompts(load_splits(seed=0)["validation"], n=1, seed=0)["prompt"][0]
+print(f"prompt: {prompt!r}; {R} new tokens; {n_conv} samples")
+
+
+def reference_logits(z):
+    # pi_ref's logits from pi's logits z (..., V): sharpen by 1.1 and lower EOS by 4.
+    z_ref = 1.1 * z
+    z_ref[..., EOS] -= 4.0
+    return z_ref
+
+
+@torch.no_grad()
+def kl_of_rollout(rollout, chunk=64):
+    # SequenceKL (k1, k2, k3, exact), each (B,), for a rollout sampled from pi, against pi_ref.
+    parts = []
+    for i in range(0, rollout.input_ids.shape[0], chunk):
+        rows = slice(i, i + chunk)
+        z = response_logits(model, rollout.input_ids[rows], rollout.attention_mask[rows],
+                            rollout.prompt_length).float()  # (b, R, V)
+        parts.append(dv.kl_estimates_from_logits(z, reference_logits(z), rollout.response_ids[rows],
+                                                 rollout.response_mask[rows]))
+    return dv.SequenceKL(*(torch.cat([getattr(p, f) for p in parts]) for f in dv.SequenceKL._fields))
+
+
+safe = sample(model, tokenizer, [prompt] * n_conv, R, seed=1)  # safe settings: pi itself
+est_safe = kl_of_rollout(safe)
+for t in safe.texts[:3]:
+    print("  ->", repr(t))
+""", slide="skip")
+
+code(r"""
+n = torch.arange(1, n_conv + 1)
+fig, axes = plt.subplots(1, 2, figsize=(13, 4))
+ax = axes[0]
+for name, c in [("k1", "C0"), ("k3", "C2"), ("exact", "C3")]:
+    v = getattr(est_safe, name).double()  # (K,)
+    mean = v.cumsum(0) / n
+    var = ((v**2).cumsum(0) / n - mean**2).clamp_min(0) * n / (n - 1).clamp_min(1)
+    se = (var / n).sqrt()
+    ax.plot(n, mean, color=c, label=f"sum of per-token {name}" if name != "exact" else "exact per-token sum")
+    ax.fill_between(n[1:], (mean - 2 * se)[1:], (mean + 2 * se)[1:], color=c, alpha=0.15)
+ax.axhline(est_safe.exact.mean().item(), color="k", ls=":", lw=1, label="final mean of the exact sum")
+ax.set(xscale="log", xlabel="number of sampled responses", ylabel="batch-mean KL estimate (nats)",
+       title="Convergence of the batch mean (bands: ±2 SE)")
+ax.set_ylim(est_safe.exact.mean().item() - 2.5, est_safe.exact.mean().item() + 2.5)
+ax.legend(fontsize=8)
+ax = axes[1]
+bins = np.linspace(-6, 10, 65)
+for name, c in [("k1", "C0"), ("k3", "C2"), ("exact", "C3")]:
+    v = getattr(est_safe, name)
+    ax.hist(v.numpy(), bins=bins, histtype="step", lw=1.8, color=c, label=f"{name}: sd {v.std():.2f} nats")
+ax.set(xlabel="per-response estimate of KL(pi || pi_ref) (nats)", ylabel="responses",
+       title="Spread of one response's estimate")
+ax.legend(fontsize=8)
+plt.tight_layout()
+plt.show()
+""", slide="subslide")
+
+code(r"""
+# NBVAL_CHECK_OUTPUT
+means = {f: getattr(est_safe, f).mean().item() for f in ("k1", "k3", "exact")}
+sds = {f: getattr(est_safe, f).std().item() for f in ("k1", "k3", "exact")}
+print("the exact per-token sum has the smallest spread:", sds["exact"] < min(sds["k1"], sds["k3"]))
+se = sds["k1"] / math.sqrt(n_conv)
+print("k1 and k3 batch means agree with the exact sum within 3 SE:",
+      all(abs(means[f] - means["exact"]) < 3 * se for f in ("k1", "k3")))
+print("KL of this reference is in the 0-10 nats range:", 0 < means["exact"] < 10)
+""")
+
+md(r"""
+All three estimators agree on the sequence KL; they differ in how many responses they need.
+The exact per-token sum is by far the quietest, because only the randomness of the *prefix* is
+left. Note that the $k_3$ sum is **not** quieter than the $k_1$ sum here, unlike in Schulman's
+table: $k_3$'s advantage needs log-ratios near 0, and a language model has tokens where
+$\pi_{	ext{ref}}/\pi$ is large, where $r-1$ explodes (the long right tail of the green histogram).
+RLHF implementations usually log (and penalise with) the $k_1$ sum because it needs only the
+sampled tokens' log-probs, not the full vocabulary.
+""", slide="-")
+
+# ---------------------------------------------------------------------------------------------
+md(r"""
+### 4.3 Negative KL from biased sampling
+
+Same prompt, same $\pi$ and $\pi_{\text{ref}}$, but the responses now come from a sampler $s$ that
+is not $\pi$: top-$k$ truncation, or EOS forbidden until the maximum length (`min_new_tokens`).
+The `Rollout` returned by `sample` records both `logprobs` ($\log\pi$, what a trainer computes when
+it re-scores the samples) and `sampler_logprobs` ($\log s$). The logged $k_1$ is
+$\log\pi-\log\pi_{\text{ref}}$; it splits into $(\log s - \log\pi_{\text{ref}}) - (\log s - \log\pi)$,
+whose means estimate $\mathrm{KL}(s\|\pi_{\text{ref}})$ and $\mathrm{KL}(s\|\pi)$.
+""", slide="slide")
+
+code(r"""
+try:
+    sample(model, tokenizer, [prompt], R, top_k=10)
+except ValueError as err:
+    print("sample() refuses by default:", str(err)[:110], "...")
+
+settings = {"top_k=50": dict(top_k=50), "top_k=10": dict(top_k=10), f"min_new_tokens={R}": dict(min_new_tokens=R)}
+rollouts = {"safe (top_k=0, top_p=1)": safe}
+for name, kw in settings.items():
+    rollouts[name] = sample(model, tokenizer, [prompt] * n_setting, R, seed=2, allow_biased=True, **kw)
+
+rows = {}
+for name, ro in rollouts.items():
+    est = est_safe if ro is safe else kl_of_rollout(ro)
+    mask = ro.response_mask
+    # log s(y) - log pi(y) per response: how far the sampler is from the policy
+    s_vs_pi = dv.k1(dv.sampled_log_ratio(ro.sampler_logprobs, ro.logprobs, mask)).sum(-1)  # (B,)
+    rows[name] = dict(k1=est.k1, k3=est.k3, exact=est.exact, s_vs_pi=s_vs_pi,
+                      s_vs_ref=est.k1 + s_vs_pi, length=mask.sum(1).float())
+""", slide="skip")
+
+code(r"""
+print(f"{'sampler':24s} {'k1 (logged)':>14s} {'k1<0':>5s} | {'KL(s||ref)':>10s} {'KL(s||pi)':>9s} | "
+      f"{'k3':>5s} {'exact':>5s} {'len':>4s}")
+for name, r in rows.items():
+    k1v = r["k1"]
+    se = k1v.std().item() / math.sqrt(len(k1v))
+    print(f"{name:24s} {k1v.mean().item():7.1f} ± {se:3.1f}  {(k1v < 0).float().mean().item():5.2f} | "
+          f"{r['s_vs_ref'].mean().item():10.1f} {r['s_vs_pi'].mean().item():9.1f} | "
+          f"{r['k3'].mean().item():5.1f} {r['exact'].mean().item():5.1f} {r['length'].mean().item():4.0f}")
+""", slide="subslide")
+
+code(r"""
+fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
+names = list(rows)
+ax = axes[0]
+pos = np.arange(len(names))
+for j, (key, c, lab) in enumerate([("k1", "C0", "logged k1 = log pi - log pi_ref"),
+                                   ("s_vs_ref", "C2", "KL(s || pi_ref) part"),
+                                   ("s_vs_pi", "C3", "KL(s || pi) part (subtracted)")]):
+    m = [rows[k][key].mean().item() for k in names]
+    e = [2 * rows[k][key].std().item() / math.sqrt(len(rows[k][key])) for k in names]
+    ax.bar(pos + (j - 1) * 0.27, m, width=0.27, yerr=e, color=c, label=lab, capsize=3)
+ax.axhline(0, color="k", lw=0.8)
+ax.set(xticks=pos, xticklabels=names, ylabel="mean over responses (nats)",
+       title="Logged KL = KL(s||pi_ref) - KL(s||pi): negative when s is not pi")
+ax.legend(fontsize=8)
+ax.tick_params(axis="x", labelsize=8)
+ax = axes[1]
+ax.boxplot([rows[k]["k1"].numpy() for k in names], showfliers=False)
+ax.axhline(0, color="k", lw=0.8)
+ax.set_xticks(range(1, len(names) + 1), names, fontsize=8)
+ax.set(ylabel="per-response k1 (nats)", title="Per-response logged KL under each sampler")
+plt.tight_layout()
+plt.show()
+""", slide="subslide")
+
+md(r"""
+**Why it goes negative.**
+
+* *Top-$k$* throws away the tail of $\pi$, so $s$ is a sharper version of $\pi$ on its head.
+  Our $\pi_{\text{ref}}$ is also sharper than $\pi$, so $s$ resembles the reference more than the
+  policy: the subtracted term $\mathrm{KL}(s\|\pi) = -\mathbb{E}_s\log(\text{top-}k\text{ mass})$ wins.
+  Per token, the sampled tokens are ones where $\pi_{\text{ref}} > \pi$.
+* *Forced length* removes EOS while $\pi$ would have stopped. $\pi$ gives EOS more probability
+  than the reference, so the non-EOS tokens it is forced to emit are ones the reference likes
+  more than the policy does: again $\log\pi - \log\pi_{\text{ref}} < 0$ on the sampled tokens.
+
+During training this is worse than a wrong number. The reward is $r - \beta\,\mathrm{KL}$, so a
+negative KL estimate is a bonus, and the policy can earn it by moving mass to tokens the sampler
+never shows (the tail under top-$k$, EOS under a forced length), which costs nothing in the
+estimate. $k_3$ and the exact per-token sum stay non-negative, but they are biased too: they
+measure distances along the wrong sampler's responses. The fix is the sampler:
+`rlhf_edu.generation.sample` refuses these settings unless `allow_biased=True`, and with its safe
+defaults `sampler_logprobs == logprobs`, the subtracted term is exactly zero, and $k_1$ is unbiased.
+""", slide="subslide")
+
+# ---------------------------------------------------------------------------------------------
+md(r"""
+## 5. What the logged metrics mean
+
+* **`kl`** (TRL: `objective/kl`) is the batch mean of the *sequence-level* $k_1$: the sum over response
+  tokens of $\log\pi-\log\pi_{\text{ref}}$, in nats. It starts at 0 (policy = reference) and should
+  rise slowly. TRL's PPO notes suggest keeping it **between 0 and 10 nats**: at 10 nats a typical
+  response is $e^{10}\approx 2\cdot10^4$ times more likely under the policy than under the reference.
+* **Noise.** One batch's $k_1$ is noisy (section 4.2: one response's $k_1$ has a standard deviation as
+  large as the KL itself), so read a smoothed curve, or log $k_3$ / the exact per-token KL next to it.
+* **A negative `kl`** is never a real divergence. It means the samples did not come from the
+  policy (top-$k$, top-$p$, temperature, min length, a stale policy) or that per-token terms are
+  misaligned. Fix the sampler before tuning $\beta$.
+* **Sequence vs per-token.** The sequence KL grows with response length; per-token averages
+  (`kl / len`) compare runs with different lengths.
+""", slide="slide")
+
+# ---------------------------------------------------------------------------------------------
+md(r"""
+## 6. Checks
+""", slide="slide")
+
+code(r"""
+# NBVAL_CHECK_OUTPUT
+ok_unbiased = all(abs(table[k, mu][0]) < 3 * table[k, mu][2] for k in ("k1", "k3") for mu in (0.1, 1.0))
+print("k1 and k3 unbiased on both Gaussians (|bias| < 3 SE):", ok_unbiased)
+print("stdev/KL within 0.1 of Schulman's reference (rounded to 1 decimal) for all six cells:",
+      all(abs(round(table[key][1], 1) - reference[key][1]) <= 0.1 for key in reference))
+print("k2 bias/KL at mu=1 is 0.25 to 2 decimals:", round(table["k2", 1.0][0], 2) == 0.25)
+print("k3 >= 0 on every sample:", all(bool((samples["k3", mu] >= 0).all()) for mu in (0.1, 1.0)))
+""")
+
+code(r"""
+# NBVAL_CHECK_OUTPUT
+print("safe sampler: sampler log-probs equal policy log-probs:", torch.equal(safe.sampler_logprobs, safe.logprobs))
+for name, r in rows.items():
+    se = r["k1"].std().item() / math.sqrt(len(r["k1"]))
+    verdict = r["k1"].mean().item() > 3 * se if name.startswith("safe") else r["k1"].mean().item() < -2 * se
+    print(f"{name:24s} logged k1 {'> 0' if name.startswith('safe') else '< 0'} beyond its noise: {verdict}")
+print("KL(s||pi) part > 0 for every biased sampler:",
+      all(r["s_vs_pi"].mean().item() > 0 for k, r in rows.items() if not k.startswith("safe")))
+""")
+
+# ---------------------------------------------------------------------------------------------
+md(r"""
+## 7. Exercises
+""", slide="slide")
+
+code(r'''
+def my_k3(log_ratio):
+    """Schulman's k3 = (r - 1) - log r for log_ratio = log r = log Q(x) - log P(x), x ~ P.
+
+    log_ratio: tensor of any shape. Return a tensor of the same shape, accurate to about float
+    precision also for |log_ratio| ~ 1e-4 (hint: torch.expm1 alone is not enough there; use a short Taylor series near 0).
+    """
+    ### BEGIN SOLUTION
+    small = log_ratio.abs() < 1e-2
+    taylor = log_ratio**2 / 2 + log_ratio**3 / 6 + log_ratio**4 / 24 + log_ratio**5 / 120
+    return torch.where(small, taylor, torch.expm1(log_ratio) - log_ratio)
+    ### END SOLUTION
+''', slide="subslide")
+
+code(r"""
+# NBVAL_CHECK_OUTPUT
+test_lr = torch.tensor([-3.0, -0.5, -1e-3, -2e-4, 0.0, 3e-5, 1e-4, 0.02, 0.7, 2.0], dtype=torch.float32)
+ok = torch.allclose(my_k3(test_lr), dv.k3(test_lr), rtol=1e-4, atol=0)
+ok = ok and torch.allclose(my_k3(x[:1000] * 0.1 - 0.005), dv.k3(x[:1000] * 0.1 - 0.005), rtol=1e-10, atol=0)
+print("Exercise 1 (k3, stable for tiny log-ratios):", ok)
+""")
+
+code(r'''
+def per_token_kl_loop(logits_p, logits_q):
+    """Exact KL(P_t || Q_t) at every position, with Python loops over positions.
+
+    logits_p, logits_q: (T, V) logits of P and Q. Return a (T,) tensor with
+    sum_v P_t(v) * (log P_t(v) - log Q_t(v)) at each position t.
+    """
+    ### BEGIN SOLUTION
+    out = []
+    for t in range(logits_p.shape[0]):
+        logp = torch.log_softmax(logits_p[t], -1)
+        logq = torch.log_softmax(logits_q[t], -1)
+        out.append((logp.exp() * (logp - logq)).sum())
+    return torch.stack(out)
+    ### END SOLUTION
+''', slide="subslide")
+
+code(r"""
+# NBVAL_CHECK_OUTPUT
+with torch.no_grad():
+    z = response_logits(model, safe.input_ids[:1], safe.attention_mask[:1], safe.prompt_length)[0].float()  # (R, V)
+ok = torch.allclose(per_token_kl_loop(z, reference_logits(z)), dv.per_token_kl(z[None], reference_logits(z)[None])[0],
+                    rtol=1e-4, atol=1e-6)
+print("Exercise 2 (exact per-token KL over the vocabulary):", ok)
+""")
+
+code(r'''
+def sampler_mismatch(rollout):
+    """Per-response log s(y) - log pi(y) from a Rollout: how far the sampler s is from the policy.
+
+    Use rollout.sampler_logprobs (B, R), rollout.logprobs (B, R) and rollout.response_mask (B, R);
+    return a (B,) tensor summed over the response tokens (0 for the safe sampler).
+    """
+    ### BEGIN SOLUTION
+    diff = (rollout.sampler_logprobs - rollout.logprobs) * rollout.response_mask
+    return diff.sum(-1)
+    ### END SOLUTION
+''', slide="subslide")
+
+code(r"""
+# NBVAL_CHECK_OUTPUT
+ok = all(torch.allclose(sampler_mismatch(ro), rows[k]["s_vs_pi"], atol=1e-5) for k, ro in rollouts.items())
+ok = ok and bool((sampler_mismatch(safe) == 0).all()) and sampler_mismatch(rollouts["top_k=10"]).mean() > 0
+print("Exercise 3 (sampler-vs-policy log-ratio from the Rollout fields):", bool(ok))
+""")
+
+# ---------------------------------------------------------------------------------------------
+md(r"""
+## 8. References
+
+* N. Lambert, *RLHF book*, chapter "Regularization": eqs. (2)–(4) and the sampled-KL code sketch.
+* J. Schulman, "Approximating KL divergence", blog post, 2020: $k_1$, $k_2$, $k_3$ and the table.
+* Hugging Face TRL, PPO training notes: the 0–10 nats guideline, negative KL, safe generation settings.
+* Y. Yang, Lecture 6 "RLHF in Language Models" (PKU, 2023): the KL-penalised RLHF objective.
+""", slide="slide")
+
+nb = nbf.v4.new_notebook()
+nb.cells = cells
+nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+nb.metadata["language_info"] = {"name": "python"}
+nbf.write(nb, str(OUT))
+print(f"wrote {OUT}")
