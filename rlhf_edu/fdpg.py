@@ -524,6 +524,15 @@ def _train_exact(world, log_P, div, steps, batch_size, lr, seed, max_log_ratio, 
 # the tiny LM: tasks, config, training loop
 
 
+POSITIVE_WORDS = (
+    "good", "great", "best", "love", "fun", "funny", "beautiful", "lovely", "fascinating", "memorable",
+    "interesting", "enjoyable", "wonderful", "brilliant", "charming", "delightful", "entertaining",
+    "well", "moving", "smart", "sweet", "touching", "clever", "perfect", "fine", "nice",
+)
+"""The lexical constraint of notebook 05: about 10% of the tiny model's 12-token continuations
+contain one of these words."""
+
+
 @dataclass(frozen=True)
 class GDCBinaryTask:
     """GDC binary lexical constraint: b(x) = 1 if the response contains one of ``words``."""
@@ -577,9 +586,9 @@ class FDPGConfig:
 
     iterations: int = 16
     """Policy updates (one batch of samples each)."""
-    batch_size: int = 32
+    batch_size: int = 64
     """Prompts (one response each) per update."""
-    lr: float = 1e-3
+    lr: float = 4e-4
     """Adam learning rate."""
     max_new_tokens: int = 12
     """Response length R."""
@@ -587,8 +596,10 @@ class FDPGConfig:
     """Prompts are cut from the left to this many tokens."""
     max_log_ratio: float = 10.0
     """Clip log(π/p) to ±this before the pseudo-reward (reverse KL on GDC needs it)."""
-    eval_samples: int = 64
-    """Responses sampled to evaluate a policy."""
+    max_grad_norm: float | None = 1.0
+    """Clip the gradient norm to this (None: no clipping); tames rare huge pseudo-rewards."""
+    eval_samples: int = 128
+    """Held-out prompts (one response each) used to evaluate a policy."""
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -597,7 +608,7 @@ class FDPGConfig:
 
     @classmethod
     def gpt2(cls) -> "FDPGConfig":
-        return cls(iterations=60, batch_size=64, lr=1e-5, max_new_tokens=24, eval_samples=256)
+        return cls(iterations=60, batch_size=64, lr=2e-5, max_new_tokens=24, eval_samples=256)
 
     @classmethod
     def for_scale(cls, scale) -> "FDPGConfig":
@@ -637,6 +648,7 @@ def train_fdpg(policy, base, tokenizer, prompts: list[str], task, divergence: st
 
     div = resolve_divergence(divergence)
     config = config or FDPGConfig()
+    prompts = list(prompts)
     if len(prompts) == 0:
         raise ValueError("prompts: expected at least one prompt")
     opt = torch.optim.Adam(policy.parameters(), lr=config.lr)
@@ -645,7 +657,7 @@ def train_fdpg(policy, base, tokenizer, prompts: list[str], task, divergence: st
     hist = {k: [] for k in ("iteration", "alignment", "kl_pi_a", "f_div", "log_z", "pseudo_reward", "loss")}
     for it in tqdm(range(config.iterations), desc=f"f-DPG {div.name}", disable=not progress):
         idx = torch.randint(len(prompts), (config.batch_size,), generator=g)
-        ro = sample(policy, tokenizer, [prompts[i] for i in idx], config.max_new_tokens, generator=g,
+        ro = sample(policy, tokenizer, [prompts[i] for i in idx.tolist()], config.max_new_tokens, generator=g,
                     max_prompt_tokens=config.max_prompt_tokens)
         with torch.no_grad():
             log_a = sequence_logprobs(base, ro)  # (B,) log a(y|c)
@@ -658,6 +670,8 @@ def train_fdpg(policy, base, tokenizer, prompts: list[str], task, divergence: st
         loss, diag = fdpg_loss(log_pi, R, R.mean())
         opt.zero_grad()
         loss.mean().backward()
+        if config.max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
         opt.step()
         hist["iteration"].append(it)
         hist["alignment"].append(float(alignment.mean()))
@@ -699,6 +713,6 @@ __all__ = [
     "normalise_log_target", "estimate_log_z", "RunningLogZ", "log_ratio", "pseudo_reward",
     "leave_one_out_baseline", "fdpg_loss", "estimate_f_divergence", "exact_f_divergence",
     "exact_fdpg_surrogate", "enumerate_sequences", "TabularPolicy", "ExactWorld",
-    "make_exact_world", "kl_from_logs", "train_exact_fdpg", "GDCBinaryTask", "RLKLTask",
+    "make_exact_world", "kl_from_logs", "train_exact_fdpg", "POSITIVE_WORDS", "GDCBinaryTask", "RLKLTask",
     "FDPGConfig", "sequence_logprobs", "train_fdpg", "distinct_n", "evaluate_policy",
 ]
