@@ -167,8 +167,9 @@ md(r"""
 ### 4.2 Where each reward lands
 
 One sampled response from the base model, with the reward of every category on its tokens and the
-KL term. Sentence rewards sit on sentence ends, span rewards every 4 tokens, the holistic reward on
-the last token; the KL term is on every token.
+KL term. Sentence rewards sit on sentence ends, span rewards at the end of every 4-token span, the
+holistic reward on the last token (here the EOS token). The KL row is exactly zero because the
+policy *is* the reference before training; during training it is nonzero on every token.
 """, slide="subslide")
 
 code(r"""
@@ -265,20 +266,19 @@ for name in reward_fns:
 """)
 
 md(r"""
-**Reading the curves.** (The verdicts in section 6 say which of these held in this run.)
+**Reading the curves (this run, one seed; only the verdicts in section 6 are checked).**
 
-* **Gold reward.** Both runs raise VADER. The fine-grained run receives more reward signal per
-  response (sentence-level penalties land where the negative sentence ends, not only at the end),
-  which is the mechanism behind Lecture 6's faster learning.
-* **Perplexity.** The repetition category punishes the cheapest way to please a sentiment scorer,
-  repeating one positive word, so it acts as a guard on fluency.
-* **Cost.** Every sentence and every span is one more reward-model query: at these lengths the
-  fine-grained reward costs several times the queries of the holistic one. With learned reward
-  models that is several times the scoring compute.
-
-At this tiny scale, with 20-token responses that rarely hold more than one sentence, the
-difference between the two runs is small and partly noise; with long-form answers (Wu et al. use
-multi-sentence QA) the density advantage is larger.
+* **Gold reward.** Both runs roughly double VADER within 20 iterations. Here the fine-grained run
+  did **not** learn faster: the holistic run, which optimises VADER itself, ends slightly higher.
+  With 20-token responses that mostly hold one sentence, the sentence-level reward lands on nearly
+  the same token as the holistic one, so the density advantage of Lecture 6's Result 2 has little
+  room to show; Wu et al. use multi-sentence long-form answers.
+* **Perplexity.** Both runs pay an alignment tax. The fine-grained run ends with a smaller rise
+  (the repetition category penalises the cheapest way to please a sentiment scorer, repeating a
+  word), but the curves cross mid-run, so at this size treat it as a hint, not a result.
+* **Cost.** Every sentence and every span is one more reward-model query: here the fine-grained
+  reward costs about 6 times the queries of the holistic one. With learned reward models that is
+  6 times the scoring compute.
 """, slide="subslide")
 
 # ---------------------------------------------------------------------------------------------
