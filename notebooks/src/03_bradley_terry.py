@@ -159,7 +159,7 @@ axes[0].plot(lim, lim, "k--", lw=1, label="y = x")
 axes[0].set(xlabel="true reward r* (centred)", ylabel="fitted reward (mean zero)", title="MLE recovers r* up to a constant")
 axes[0].legend(fontsize=8)
 axes[1].loglog(counts, errors.mean(0), "o-", label="RMSE, mean of 5 seeds")
-axes[1].loglog(counts, errors.mean(0)[0] * np.sqrt(counts[0] / np.array(counts)), "k:", label=r"$\propto 1/\sqrt{N}$")
+axes[1].loglog(counts, errors.mean(0)[-1] * np.sqrt(counts[-1] / np.array(counts)), "k:", label=r"$\propto 1/\sqrt{N}$")
 axes[1].set(xlabel="number of comparisons N", ylabel="RMSE of centred rewards", title="Error shrinks with more comparisons")
 axes[1].legend(fontsize=8)
 plt.tight_layout(); plt.show()
@@ -167,8 +167,10 @@ plt.tight_layout(); plt.show()
 
 md(r"""
 The true rewards had mean 3, the fit has mean 0, and yet the points lie on $y = x$ once both are
-centred: the comparisons carry no information about the level. The error falls like
-$1/\sqrt N$, as a maximum-likelihood estimate should.
+centred: the comparisons carry no information about the level. With many comparisons the error
+falls like $1/\sqrt N$, as a maximum-likelihood estimate should. With 50–100 comparisons it is far
+worse: some items never lose (or never win), their likelihood keeps improving as their reward goes
+to $\pm\infty$, and only the tiny ridge in `fit_bt_mle` keeps them finite (the outliers on the left).
 
 **Shift invariance, directly.** The negative log-likelihood of the fitted rewards does not move
 when we add a constant $c$, and neither does any preference probability:
@@ -232,7 +234,7 @@ print("example:", {k: held_out[0][k][:80] for k in ("prompt", "chosen", "rejecte
 
 tokenizer = load_tokenizer(scale)
 n_layers = len(load_reward_model(scale).backbone.h)
-config = bt.RewardModelConfig.from_scale(scale, freeze_layers=n_layers // 2)
+config = bt.RewardModelConfig.from_scale(scale, freeze_layers=n_layers // 2, eval_every=40)
 print(config)
 """, slide="skip")
 
@@ -297,8 +299,8 @@ plt.tight_layout(); plt.show()
 md(r"""
 The numbers next to the points are the number of predictions in each bin. After a short training
 run the predictions stay close to 0.5 and the points sit near the diagonal there: the model is
-modest, not over-confident. Longer training on few pairs typically pushes the points below the
-diagonal on the right (over-confidence): the held-out loss then rises even while accuracy holds.
+modest, not over-confident. Longer training on few pairs can push the points below the diagonal
+on the right (over-confidence): the held-out loss then rises even while accuracy holds.
 
 **Normalisation.** Shift the rewards to mean zero over a reference set of prompts
 (`normalise_rewards`); accuracy and every BT probability are unchanged.
