@@ -8,21 +8,13 @@ from pathlib import Path
 from textwrap import dedent
 
 import nbformat as nbf
+from _cells import cell_adders
 
 OUT = Path(__file__).resolve().parents[1] / "04_reward_collapse.ipynb"
 cells = []
 
 
-def md(src, slide="-"):
-    c = nbf.v4.new_markdown_cell(dedent(src).strip())
-    c.metadata["slideshow"] = {"slide_type": slide}
-    cells.append(c)
-
-
-def code(src, slide="-"):
-    c = nbf.v4.new_code_cell(dedent(src).strip())
-    c.metadata["slideshow"] = {"slide_type": slide}
-    cells.append(c)
+md, code = cell_adders(cells)
 
 
 # ---------------------------------------------------------------------------------------------
