@@ -519,18 +519,24 @@ def check_vendor(vendor_dir: Path = VENDOR_DIR) -> None:
 
 HIDE_INPUT_TAG = "rlhf_edu_slides_hide_input"
 MAX_SLIDE_CODE_LINES = 12
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
 def prepare_for_slides(nb):
     """A copy of ``nb`` marked for the deck: a code cell that draws a figure shows only the figure,
-    and code longer than ``MAX_SLIDE_CODE_LINES`` lines is hidden (its output stays).
+    and code longer than ``MAX_SLIDE_CODE_LINES`` lines is hidden (its output stays). Progress-bar
+    widget outputs are dropped so that a rebuild gives byte-identical decks.
 
     Cells the notebook marks ``skip`` are left out by reveal.js itself.
     """
     nb = copy.deepcopy(nb)
+    nb.metadata.pop("widgets", None)
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
+        # progress-bar widgets mean nothing on a slide, and nbconvert renders each with a fresh
+        # random element id, which would make the decks differ from build to build
+        cell.outputs = [o for o in cell.outputs if WIDGET_VIEW not in o.get("data", {})]
         has_figure = any("image/png" in o.get("data", {}) or "image/svg+xml" in o.get("data", {})
                          for o in cell.outputs)
         if has_figure or len(cell.source.splitlines()) > MAX_SLIDE_CODE_LINES:
