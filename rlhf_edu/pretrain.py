@@ -7,6 +7,11 @@
 3. Round the weights to bf16, save safetensors + tokenizer to ``data/tiny``, and write the model
    card ``data/README.md`` (training time, held-out perplexity of the shipped weights next to a
    unigram baseline on the same held-out split, 5 sample continuations).
+
+Every ``checkpoint_every`` steps the whole training state (weights, optimizer, data order, RNG,
+history) is saved atomically (:mod:`rlhf_edu.checkpoint`) to ``state_path``; an interrupted
+rebuild resumes from it and ends with the same weights as an uninterrupted one. The final model
+directory is also written atomically, so ``data/tiny`` is never left half-written.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from .checkpoint import load_state, save_pretrained_atomic, save_state
 from .config import TINY_MODEL_DIR, seed_everything
 from .data import lm_documents, load_splits
 from .models import n_parameters
@@ -55,6 +61,22 @@ class PretrainConfig:
     """torch threads."""
     out_dir: str = str(TINY_MODEL_DIR)
     """Where the checkpoint and tokenizer go."""
+    checkpoint_every: int = 100
+    """Save the training state every this many steps (0: never)."""
+    state_path: str = str(Path(__file__).resolve().parent.parent / "build" / "pretrain_state.pt")
+    """Training-state checkpoint; resumed from if it matches this config, deleted at the end."""
+
+    def __post_init__(self):
+        for name in ("vocab_size", "n_layer", "n_embd", "n_head", "block_size", "batch_size", "steps", "threads"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name}: expected an integer >= 1, got {getattr(self, name)!r}")
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_head: expected a divisor of n_embd={self.n_embd}, got {self.n_head}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr: expected a finite value > 0, got {self.lr}")
+        if self.warmup < 0 or self.checkpoint_every < 0 or self.weight_decay < 0:
+            bad = next(n for n in ("warmup", "checkpoint_every", "weight_decay") if getattr(self, n) < 0)
+            raise ValueError(f"{bad}: expected >= 0, got {getattr(self, bad)}")
 
 
 def train_tokenizer(docs: list[str], vocab_size: int = 8192):
@@ -149,9 +171,26 @@ def pretrain(cfg: PretrainConfig | None = None, write_card: bool = True) -> dict
 
     history = {"step": [], "loss": [], "val_ppl_step": [], "val_ppl": []}
     order = torch.randperm(len(train_blocks), generator=g)
-    pos = 0
+    pos, start = 0, 0
+    state_path = Path(cfg.state_path)
+    fingerprint = {"config": asdict(cfg) | {"state_path": "", "checkpoint_every": 0, "threads": 0},
+                   "vocab": len(tokenizer), "train_tokens": int(train_blocks.numel())}
+    if state_path.is_file():
+        state = load_state(state_path)
+        if state.get("fingerprint") == fingerprint:
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            g.set_state(state["generator"])
+            order, pos, start, history = state["order"], state["pos"], state["step"], state["history"]
+            print(f"pretrain: resuming from step {start} ({state_path})")
+
+    def checkpoint(step: int) -> None:
+        save_state(state_path, {"fingerprint": fingerprint, "model": model.state_dict(),
+                                "optimizer": opt.state_dict(), "generator": g.get_state(), "order": order,
+                                "pos": pos, "step": step, "history": history})
+
     t1 = time.perf_counter()
-    for step in tqdm(range(cfg.steps), desc="pretrain", mininterval=5):
+    for step in tqdm(range(start, cfg.steps), desc="pretrain", mininterval=5, initial=start, total=cfg.steps):
         if pos + cfg.batch_size > len(order):
             order, pos = torch.randperm(len(train_blocks), generator=g), 0
         x = train_blocks[order[pos : pos + cfg.batch_size]]  # (B, T)
@@ -168,6 +207,8 @@ def pretrain(cfg: PretrainConfig | None = None, write_card: bool = True) -> dict
         if (step + 1) % 100 == 0 or step + 1 == cfg.steps:
             history["val_ppl_step"].append(step + 1)
             history["val_ppl"].append(perplexity(model, val_blocks[:256]))
+        if cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
+            checkpoint(step + 1)
     train_seconds = time.perf_counter() - t1
 
     model = model.to(torch.bfloat16).to(torch.float32)  # the shipped weights are bf16
@@ -183,10 +224,9 @@ def pretrain(cfg: PretrainConfig | None = None, write_card: bool = True) -> dict
         "config": asdict(cfg),
     }
     out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    model.to(torch.bfloat16).save_pretrained(out, safe_serialization=True)
+    save_pretrained_atomic(out, model.to(torch.bfloat16), tokenizer)
     model.to(torch.float32)
-    tokenizer.save_pretrained(out)
+    state_path.unlink(missing_ok=True)
     prompts = [p for p in ["Titanic: The film", "Shrek: A", "The Matrix: It is", "Amelie: This movie",
                            "Jaws: The worst"]]
     metrics["samples"] = list(zip(prompts, sample_continuations(model, tokenizer, prompts, seed=cfg.seed)))
