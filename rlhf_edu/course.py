@@ -340,6 +340,16 @@ def _plain_output(outputs) -> str:
     return "".join(parts).strip()
 
 
+def check_outputs(nb) -> list[str]:
+    """The text of every ``# NBVAL_CHECK_OUTPUT`` cell's outputs, in order (what nbval compares).
+
+    Two executions of a deterministic notebook give equal lists (tests/test_determinism.py).
+    """
+    if not hasattr(nb, "cells"):
+        raise ValueError(f"nb: expected a notebook (nbformat.NotebookNode), got {type(nb).__name__}")
+    return [_plain_output(c.outputs) for c in nb.cells if is_check_cell(c)]
+
+
 def make_homework(nb, source_name: str = "notebook"):
     """The student version of a solution notebook (a new notebook; ``nb`` is not modified).
 
