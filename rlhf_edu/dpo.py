@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from .data import PairCollator
-from .logprobs import model_token_logprobs, sequence_logprob
+from .logprobs import masked_token_logprobs, sequence_logprob
 
 # ----------------------------------------------------------------------------------------------
 # Losses: pure functions of (B,) log-prob tensors
@@ -245,8 +245,9 @@ def pair_logprobs(model, batch: dict) -> PairLogprobs:
     device = next(model.parameters()).device
     cat = {k: torch.cat([F.pad(c[k], (0, T - c[k].shape[1])), F.pad(r[k], (0, T - r[k].shape[1]))]).to(device)
            for k in ("input_ids", "attention_mask", "response_mask")}  # each (2B, T), right-padded
-    token_logps = model_token_logprobs(model, cat["input_ids"], cat["attention_mask"])  # (2B, T-1)
     mask = cat["response_mask"][:, 1:]  # (2B, T-1) the scored response tokens
+    # only the response positions go through the LM head (same values as model_token_logprobs)
+    token_logps = masked_token_logprobs(model, cat["input_ids"], cat["attention_mask"], mask)  # (2B, T-1)
     seq = sequence_logprob(token_logps, mask, reduction="sum")  # (2B,)
     return PairLogprobs(seq[:B], seq[B:], mask[:B].sum(-1))
 

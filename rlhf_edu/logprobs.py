@@ -60,6 +60,45 @@ def model_token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.T
     return token_logprobs(forward_logits(model, input_ids, attention_mask), input_ids)
 
 
+def masked_token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                          score_mask: torch.Tensor) -> torch.Tensor:
+    """Shifted token log-probs (B, T-1) like :func:`model_token_logprobs`, but only where
+    ``score_mask`` is 1 (0 elsewhere).
+
+    For a ``GPT2LMHeadModel`` only the scored positions go through the LM head: the logits of
+    prompt and pad positions, which the caller would mask out anyway, are never built (with the
+    tiny model's 8,192-token vocabulary the head is a large share of a DPO step). The scored
+    values are the same as :func:`model_token_logprobs`'s, row by row (same backbone, same
+    :func:`logprobs_of_labels` formula). Any other model falls back to
+    ``model_token_logprobs(...) * score_mask``.
+
+    input_ids, attention_mask: (B, T); score_mask: (B, T-1), 1 where the token ``input_ids[:, t+1]``
+    is scored (e.g. ``response_mask[:, 1:]``). Returns (B, T-1) float32.
+    """
+    for name, t in (("input_ids", input_ids), ("attention_mask", attention_mask), ("score_mask", score_mask)):
+        if not isinstance(t, torch.Tensor):
+            raise ValueError(f"{name}: expected a tensor, got {type(t).__name__}")
+    if input_ids.is_floating_point() or input_ids.is_complex():
+        raise ValueError(f"input_ids: expected an integer tensor of token ids, got {input_ids.dtype}")
+    if input_ids.dim() != 2 or attention_mask.shape != input_ids.shape:
+        raise ValueError(f"input_ids/attention_mask: expected equal (B, T) shapes, got "
+                         f"{tuple(input_ids.shape)} and {tuple(attention_mask.shape)}")
+    B, T = input_ids.shape
+    if tuple(score_mask.shape) != (B, T - 1):
+        raise ValueError(f"score_mask: expected shape (B, T-1) = {(B, T - 1)}, got {tuple(score_mask.shape)}")
+    from transformers import GPT2LMHeadModel
+
+    keep = score_mask.bool()  # (B, T-1)
+    if not isinstance(model, GPT2LMHeadModel):
+        token_logps = model_token_logprobs(model, input_ids, attention_mask)  # (B, T-1)
+        return token_logps.masked_fill(~keep, 0.0)
+    hidden = model.transformer(input_ids=input_ids, attention_mask=attention_mask, use_cache=False,
+                               position_ids=position_ids_from_mask(attention_mask)).last_hidden_state  # (B, T, H)
+    logits = model.lm_head(hidden[:, :-1][keep])  # (N, V) for the N scored positions only
+    scored = logprobs_of_labels(logits[None], input_ids[:, 1:][keep][None])[0]  # (N,)
+    return scored.new_zeros(keep.shape).masked_scatter(keep, scored)  # (B, T-1)
+
+
 def response_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                     prompt_length: int) -> torch.Tensor:
     """Logits (B, R, V) that score the response tokens ``input_ids[:, P:]`` (P = prompt_length)."""

@@ -100,3 +100,43 @@ def test_bad_input_is_rejected():
         sequence_logprob(x, torch.tensor([[1, 1, 0], [0, 0, 0]]), reduction="sum")
     with pytest.raises(ValueError, match="logits"):
         logprobs_of_labels(torch.randn(2, 3), torch.zeros(2, dtype=torch.long))
+
+
+def test_masked_token_logprobs_equals_full_logits_path(random_lm):
+    """Projecting only the scored positions through the LM head changes no value or gradient."""
+    from rlhf_edu.logprobs import masked_token_logprobs
+
+    ids, att, resp = _batch(B=3, T=9)
+    score = resp[:, 1:]
+    lm = random_lm
+    full = model_token_logprobs(lm, ids, att) * score  # (B, T-1), every position's logits built
+    g_full = torch.autograd.grad(full.sum(), list(lm.parameters()))
+    fast = masked_token_logprobs(lm, ids, att, score)
+    assert fast.shape == (3, 8)
+    assert (fast[score == 0] == 0).all()
+    torch.testing.assert_close(fast, full, rtol=0, atol=1e-6)
+    g_fast = torch.autograd.grad(fast.sum(), list(lm.parameters()))
+    for a, b in zip(g_fast, g_full):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_masked_token_logprobs_falls_back_for_other_models(random_lm):
+    from rlhf_edu.logprobs import masked_token_logprobs
+
+    class Wrapped(torch.nn.Module):  # not a GPT2LMHeadModel: the generic path is used
+        def __init__(self, lm):
+            super().__init__()
+            self.lm = lm
+
+        def forward(self, **kwargs):
+            return self.lm(**kwargs)
+
+    ids, att, resp = _batch(B=3, T=9)
+    with torch.no_grad():
+        ours = masked_token_logprobs(Wrapped(random_lm), ids, att, resp[:, 1:])
+        expect = model_token_logprobs(random_lm, ids, att) * resp[:, 1:]
+    torch.testing.assert_close(ours, expect, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="score_mask"):
+        masked_token_logprobs(random_lm, ids, att, resp)
+    with pytest.raises(ValueError, match="input_ids"):
+        masked_token_logprobs(random_lm, ids.float(), att, resp[:, 1:])
