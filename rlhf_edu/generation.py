@@ -12,6 +12,7 @@ The sampler is a short hand-written loop over a KV cache: it returns exactly the
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -123,17 +124,22 @@ def sample(model, tokenizer, prompts: list, max_new_tokens: int = 24, *, tempera
     prompt_attn = attn
     was_training = model.training
     model.eval()
-    out = model(input_ids=ids, attention_mask=attn, position_ids=position_ids_from_mask(attn), use_cache=True)
+    last_only = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
+    out = model(input_ids=ids, attention_mask=attn, position_ids=position_ids_from_mask(attn), use_cache=True,
+                **last_only)  # the LM head only at the last prompt position when the model allows it
     past, logits = out.past_key_values, out.logits[:, -1].float()  # (B, V)
     pos = attn.sum(-1, keepdim=True)  # (B, 1) next position id
     finished = torch.zeros(B, dtype=torch.bool, device=device)
     toks, lps, slps, masks = [], [], [], []
     for t in range(max_new_tokens):
         logp_full = logits.log_softmax(-1)  # (B, V) the policy itself
-        warped = _warp(logits, temperature, top_k, top_p)
-        if t < min_new_tokens:
-            warped[:, eos] = float("-inf")
-        logp_warp = warped.log_softmax(-1)  # (B, V) what is sampled from
+        if biased or t < min_new_tokens:
+            warped = _warp(logits, temperature, top_k, top_p)
+            if t < min_new_tokens:
+                warped[:, eos] = float("-inf")
+            logp_warp = warped.log_softmax(-1)  # (B, V) what is sampled from
+        else:  # safe settings: the sampled distribution is the policy (same tensor, no second softmax)
+            logp_warp = logp_full
         tok = torch.multinomial(logp_warp.exp(), 1, generator=generator).squeeze(1)  # (B,)
         alive = ~finished
         tok = torch.where(alive, tok, torch.full_like(tok, pad))

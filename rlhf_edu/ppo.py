@@ -388,9 +388,24 @@ def make_rollout(policy, reference, value_model, tokenizer, prompts: list[str], 
     return PPOBatch(ro.input_ids, ro.attention_mask, m, P, old, ref, values, ro.texts, list(prompts), rollout=ro)
 
 
+def _response_logits(model, input_ids, attention_mask, prompt_length: int) -> torch.Tensor:
+    """Logits (B, R, V) scoring ``input_ids[:, P:]``, like :func:`rlhf_edu.logprobs.response_logits`,
+    but only the R response positions go through the LM head of a GPT-2-style model (one with
+    ``transformer`` and ``lm_head``): the P prompt positions' logits are never built. The logits are
+    the same values; in a backward pass the tied embedding's gradient sums fewer (all-zero) rows, so
+    it can differ at round-off level. Any other model falls back to ``response_logits``.
+    """
+    body, head = getattr(model, "transformer", None), getattr(model, "lm_head", None)
+    if body is None or head is None:
+        return response_logits(model, input_ids, attention_mask, prompt_length)
+    hidden = body(input_ids=input_ids, attention_mask=attention_mask, use_cache=False,
+                  position_ids=position_ids_from_mask(attention_mask)).last_hidden_state  # (B, P+R, H)
+    return head(hidden[:, prompt_length - 1:-1])  # (B, R, V)
+
+
 def response_logprobs_masked(model, input_ids, attention_mask, prompt_length, mask) -> torch.Tensor:
     """Response log-probs (B, R) under ``model``, zero where ``mask`` (B, R) is 0."""
-    logits = response_logits(model, input_ids, attention_mask, prompt_length)  # (B, R, V)
+    logits = _response_logits(model, input_ids, attention_mask, prompt_length)  # (B, R, V)
     return logprobs_of_labels(logits, input_ids[:, prompt_length:]) * mask  # (B, R)
 
 
@@ -484,7 +499,7 @@ class _autocast:
 def _minibatch_losses(policy, value_model, batch: PPOBatch, idx: torch.Tensor, config: PPOConfig):
     """Policy loss, value loss and mean entropy on the responses ``idx`` of ``batch``."""
     ids, attn, m, P = batch.input_ids[idx], batch.attention_mask[idx], batch.response_mask[idx], batch.prompt_length
-    logits = response_logits(policy, ids, attn, P).float()  # (b, R, V)
+    logits = _response_logits(policy, ids, attn, P).float()  # (b, R, V)
     logp = logprobs_of_labels(logits, ids[:, P:])  # (b, R)
     pl = clipped_policy_loss(logp, batch.logprobs[idx], batch.advantages[idx], m, config.clip_eps)
     values = response_values(value_model, ids, attn, P).float()  # (b, R)
@@ -539,6 +554,15 @@ def ppo_update(policy, value_model, optimizer, batch: PPOBatch, config: PPOConfi
     return out
 
 
+def _fused_adamw_ok(*models: nn.Module) -> bool:
+    """Whether torch's fused AdamW kernel (one pass per parameter, what TRL's trainers use by default)
+    can update these models: floating-point parameters on CPU or CUDA. It computes the same update
+    as the default for-each AdamW up to float round-off."""
+    params = [p for m in models for p in m.parameters()]
+    return bool(params) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params) \
+        and len({p.device for p in params}) == 1
+
+
 HISTORY_KEYS = ("iteration", "reward", "gold", "kl", "beta", "entropy", "clipfrac", "approx_kl",
                 "value_loss", "policy_loss", "ptx_loss", "value_clipfrac", "epochs", "response_length",
                 "rm_queries", "seconds")
@@ -568,7 +592,8 @@ def train_ppo(config: PPOConfig, policy, reference, value_model, tokenizer, prom
     gen = torch.Generator().manual_seed(config.seed)
     sample_gen = torch.Generator(device=next(policy.parameters()).device).manual_seed(config.seed)
     optimizer = torch.optim.AdamW([{"params": policy.parameters(), "lr": config.lr},
-                                   {"params": value_model.parameters(), "lr": config.value_lr}], weight_decay=0.0)
+                                   {"params": value_model.parameters(), "lr": config.value_lr}], weight_decay=0.0,
+                                  fused=_fused_adamw_ok(policy, value_model))
     kl_ctl = KLController(config.beta, config.adaptive_kl, config.kl_target, config.kl_horizon)
     hist = {k: [] for k in HISTORY_KEYS + ("eval_iteration", "heldout_lm_loss", "samples")}
     order, queries = torch.randperm(len(prompts), generator=gen).tolist(), 0
