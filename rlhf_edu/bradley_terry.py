@@ -135,6 +135,8 @@ def centring_penalty(r_chosen: torch.Tensor, r_rejected: torch.Tensor, coef: flo
     _check_pair(r_chosen, r_rejected)
     if not (isinstance(coef, (int, float)) and math.isfinite(coef) and coef >= 0):
         raise ValueError(f"coef: expected a finite float >= 0, got {coef!r}")
+    if r_chosen.dtype in (torch.float16, torch.bfloat16):  # the square overflows float16 at |r| ~ 256
+        return centring_penalty(r_chosen.float(), r_rejected.float(), coef).to(r_chosen.dtype)
     return coef * (r_chosen + r_rejected) ** 2  # (B,) coef * (r_w + r_l)^2
 
 

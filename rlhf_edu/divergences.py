@@ -151,6 +151,9 @@ def kl_gaussian(mu_p, sigma_p, mu_q, sigma_q) -> torch.Tensor:
         if (ts[k] <= 0).any():
             raise ValueError(f"{k}: expected standard deviations > 0")
     mp, sp, mq, sq = ts["mu_p"], ts["sigma_p"], ts["mu_q"], ts["sigma_q"]
+    dtype = torch.promote_types(torch.promote_types(mp.dtype, sp.dtype), torch.promote_types(mq.dtype, sq.dtype))
+    if dtype in (torch.float16, torch.bfloat16):  # squares overflow float16: compute in float32
+        return kl_gaussian(mp.float(), sp.float(), mq.float(), sq.float()).to(dtype)
     return torch.log(sq / sp) + (sp**2 + (mp - mq) ** 2) / (2 * sq**2) - 0.5
 
 
@@ -320,8 +323,9 @@ def kl_estimates_from_logits(logits_p: torch.Tensor, logits_q: torch.Tensor, tok
     if tokens.shape != logits_p.shape[:2]:
         raise ValueError(f"tokens: expected shape {tuple(logits_p.shape[:2])}, got {tuple(tokens.shape)}")
     exact = per_token_kl(logits_p, logits_q, mask)  # (B, T); also checks the logits' shapes
-    logp = torch.log_softmax(logits_p.float(), -1).gather(-1, tokens[..., None]).squeeze(-1)  # (B, T)
-    logq = torch.log_softmax(logits_q.float(), -1).gather(-1, tokens[..., None]).squeeze(-1)  # (B, T)
+    dtype = exact.dtype  # float64 for float64 logits (as per_token_kl), else float32
+    logp = torch.log_softmax(logits_p.to(dtype), -1).gather(-1, tokens[..., None]).squeeze(-1)  # (B, T)
+    logq = torch.log_softmax(logits_q.to(dtype), -1).gather(-1, tokens[..., None]).squeeze(-1)  # (B, T)
     return sequence_kl_estimates(logp, logq, mask, per_token_exact=exact)
 
 

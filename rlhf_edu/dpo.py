@@ -140,7 +140,8 @@ def token_mean_nll(chosen_token_logps: torch.Tensor, chosen_mask: torch.Tensor) 
     n = m.sum()
     if n == 0:
         raise ValueError("chosen_mask: expected at least one response token, got none")
-    return -(chosen_token_logps * m).sum() / n  # scalar
+    kept = torch.where(chosen_mask != 0, chosen_token_logps * m, torch.zeros_like(m))  # padding garbage cannot leak
+    return -kept.sum() / n  # scalar
 
 
 def dpo_nll_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Tensor,
@@ -199,6 +200,8 @@ def ipo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Ten
     chosen_logratio = policy_chosen_logps - ref_chosen_logps  # (B,)
     rejected_logratio = policy_rejected_logps - ref_rejected_logps  # (B,)
     h = chosen_logratio - rejected_logratio  # (B,)
+    if h.dtype in (torch.float16, torch.bfloat16):
+        h = h.float()  # the square overflows float16 at |h| ~ 256: half inputs give a float32 loss
     losses = (h - 1.0 / (2.0 * beta)) ** 2  # (B,) eq. 17
     return DPOOutput(losses, (beta * chosen_logratio).detach(), (beta * rejected_logratio).detach())
 

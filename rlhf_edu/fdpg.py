@@ -76,6 +76,38 @@ def _f(div: FDivergence, t: torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(div.f(t), dtype=t.dtype)
 
 
+def _acc_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float32 for float16/bfloat16 (e^x and sums overflow or round badly there), else ``dtype``."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+_LN2 = math.log(2.0)
+# (f'(t), f(t)/t) of the registered generators written in x = log t, for the samples where
+# t = e^x (or the generic formula) overflows although x is finite: e.g. a sequence log-ratio of
+# 100 nats gives t = inf in float32, where JS's generic f'(t) = log(2t/(t+1)) is inf/inf = NaN.
+_LOG_T_FORMS = {
+    "forward_kl": (lambda x: -torch.exp(-x), lambda x: -x * torch.exp(-x)),
+    "reverse_kl": (lambda x: x + 1.0, lambda x: x),
+    "tv": (lambda x: 0.5 * torch.sign(x), lambda x: 0.5 * (-torch.expm1(-x)).abs()),
+    "js": (lambda x: _LN2 - nn.functional.softplus(-x),
+           lambda x: _LN2 - nn.functional.softplus(-x) + (_LN2 - nn.functional.softplus(x)) * torch.exp(-x)),
+}
+
+
+def _log_space_fix(div: FDivergence, which: int, generic: torch.Tensor, log_ratio: torch.Tensor,
+                   finite: torch.Tensor) -> torch.Tensor:
+    """``generic`` with its non-finite entries at finite log-ratios recomputed from x = log t.
+
+    Only for the registered generators, and only where the generic value is inf or NaN, so every
+    other value is unchanged bit for bit.
+    """
+    bad = finite & ~torch.isfinite(generic)
+    if not bad.any() or div.name not in _LOG_T_FORMS or F_DIVERGENCES.get(div.name) is not div:
+        return generic
+    x = torch.where(bad, log_ratio, torch.zeros_like(log_ratio))
+    return torch.where(bad, _LOG_T_FORMS[div.name][which](x), generic)
+
+
 # ----------------------------------------------------------------------------------------------
 # targets
 
@@ -260,11 +292,13 @@ def pseudo_reward(log_ratio: torch.Tensor, divergence: str | FDivergence,
         if not max_log_ratio > 0:
             raise ValueError(f"max_log_ratio: expected > 0, got {max_log_ratio}")
         log_ratio = log_ratio.clamp(-max_log_ratio, max_log_ratio)
+    out_dtype, log_ratio = log_ratio.dtype, log_ratio.to(_acc_dtype(log_ratio.dtype))
     finite = torch.isfinite(log_ratio)  # (B,)
     t = torch.exp(torch.where(finite, log_ratio, torch.zeros_like(log_ratio)))  # (B,) π/p
     fp = torch.where(finite, _f_prime(div, t),
                      torch.full_like(t, float(div.f_prime_inf)))  # (B,) f'(π/p), f'(∞) at p = 0
-    return -fp  # (B,) R = -f'(π/p)
+    fp = _log_space_fix(div, 0, fp, log_ratio, finite)
+    return (-fp).to(out_dtype)  # (B,) R = -f'(π/p)
 
 
 def leave_one_out_baseline(rewards: torch.Tensor) -> torch.Tensor:
@@ -272,7 +306,8 @@ def leave_one_out_baseline(rewards: torch.Tensor) -> torch.Tensor:
     _check_1d("rewards", rewards)
     if rewards.shape[0] < 2:
         raise ValueError("rewards: a leave-one-out baseline needs B >= 2")
-    return (rewards.sum() - rewards) / (rewards.shape[0] - 1)  # (B,)
+    r = rewards.to(_acc_dtype(rewards.dtype))  # a float16 sum overflows long before the mean does
+    return ((r.sum() - r) / (rewards.shape[0] - 1)).to(rewards.dtype)  # (B,)
 
 
 def fdpg_loss(seq_logprob: torch.Tensor, pseudo_rewards: torch.Tensor,
@@ -303,10 +338,12 @@ def estimate_f_divergence(log_ratio: torch.Tensor, divergence: str | FDivergence
     """
     div = resolve_divergence(divergence)
     _check_1d("log_ratio", log_ratio)
+    out_dtype, log_ratio = log_ratio.dtype, log_ratio.to(_acc_dtype(log_ratio.dtype))
     finite = torch.isfinite(log_ratio)  # (B,)
     t = torch.exp(torch.where(finite, log_ratio, torch.zeros_like(log_ratio)))  # (B,)
     g = torch.where(finite, _f(div, t) / t, torch.full_like(t, float(div.f_prime_inf)))  # (B,) f(t)/t
-    return g.mean()
+    g = _log_space_fix(div, 1, g, log_ratio, finite)
+    return g.mean().to(out_dtype)
 
 
 def exact_f_divergence(log_pi: torch.Tensor, log_p: torch.Tensor,

@@ -117,11 +117,24 @@ def response_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tens
     return logprobs_of_labels(logits, input_ids[:, prompt_length:])  # (B, R)
 
 
+def _acc_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float32 for float16/bfloat16 (whose sums and squares overflow or round badly), else ``dtype``."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+def _masked(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``x * mask`` where ``mask`` is nonzero and exactly 0 elsewhere.
+
+    Garbage in padding (inf or NaN, where ``x * 0`` would be NaN) cannot leak into a reduction.
+    """
+    return torch.where(mask != 0, x * mask.to(x.dtype), torch.zeros_like(x))
+
+
 def masked_sum(x: torch.Tensor, mask: torch.Tensor, dim: int | None = None) -> torch.Tensor:
     """Sum of ``x`` where ``mask`` is 1 (over ``dim``, or everything). x, mask: same shape."""
     _check_same_shape(x=x, mask=mask)
-    m = mask.to(x.dtype)
-    return (x * m).sum() if dim is None else (x * m).sum(dim)
+    xm = _masked(x, mask)
+    return xm.sum() if dim is None else xm.sum(dim)
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim: int | None = None) -> torch.Tensor:
@@ -131,15 +144,18 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim: int | None = None) -> 
     any slice selects nothing) instead of returning NaN.
     """
     _check_same_shape(x=x, mask=mask)
+    out_dtype, x = x.dtype, x.to(_acc_dtype(x.dtype))  # half precision: sum and count in float32
     m = mask.to(x.dtype)
     count = m.sum() if dim is None else m.sum(dim)
     if (count == 0).any():
         raise ValueError("mask: expected at least one nonzero entry per reduced slice, got none")
-    return (x * m).sum() / count if dim is None else (x * m).sum(dim) / count
+    xm = _masked(x, mask)
+    return (xm.sum() / count if dim is None else xm.sum(dim) / count).to(out_dtype)
 
 
 def masked_var(x: torch.Tensor, mask: torch.Tensor, unbiased: bool = True) -> torch.Tensor:
     """Variance of the masked entries of ``x`` (scalar); Bessel-corrected when ``unbiased``."""
+    out_dtype, x = x.dtype, x.to(_acc_dtype(x.dtype))  # (x - mean)^2 overflows float16 at |x| ~ 256
     mean = masked_mean(x, mask)
     var = masked_mean((x - mean) ** 2, mask)
     if unbiased:
@@ -147,7 +163,7 @@ def masked_var(x: torch.Tensor, mask: torch.Tensor, unbiased: bool = True) -> to
         if n < 2:
             raise ValueError("mask: an unbiased variance needs at least 2 selected entries")
         var = var * n / (n - 1)
-    return var
+    return var.to(out_dtype)
 
 
 def masked_whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True, eps: float = 1e-8) -> torch.Tensor:
@@ -156,9 +172,10 @@ def masked_whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True, 
     Used for PPO advantages. Entries outside the mask are returned unchanged in scale but are
     meaningless; keep multiplying by the mask downstream.
     """
+    out_dtype, x = x.dtype, x.to(_acc_dtype(x.dtype))
     mean, var = masked_mean(x, mask), masked_var(x, mask)
     out = (x - mean) * torch.rsqrt(var + eps)
-    return out if shift_mean else out + mean
+    return (out if shift_mean else out + mean).to(out_dtype)
 
 
 def sequence_logprob(token_logps: torch.Tensor, mask: torch.Tensor, reduction: str) -> torch.Tensor:

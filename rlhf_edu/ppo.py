@@ -175,7 +175,9 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: 
         raise ValueError(f"rewards/values/mask: expected equal (B, R) shapes, got {tuple(rewards.shape)}, "
                          f"{tuple(values.shape)} and {tuple(mask.shape)}")
     m = mask.float()
-    r, v = rewards.float() * m, values.float().detach() * m  # (B, R)
+    keep, zero = mask != 0, torch.zeros_like(m)  # where, not * m: inf/NaN garbage in padding cannot leak
+    r = torch.where(keep, rewards.float() * m, zero)  # (B, R)
+    v = torch.where(keep, values.float().detach() * m, zero)  # (B, R)
     R = r.shape[1]
     adv = torch.zeros_like(r)  # (B, R)
     last = torch.zeros_like(r[:, 0])  # (B,) A_{t+1}
@@ -214,10 +216,11 @@ def clipped_policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, adva
         if x.shape != logprobs.shape:
             raise ValueError(f"logprobs/{name}: expected equal shapes, got {tuple(logprobs.shape)} and "
                              f"{tuple(x.shape)}")
-    log_ratio = logprobs - old_logprobs.detach()  # (B, R)
+    keep = mask != 0  # padding gets log ratio 0 and advantage 0, so its garbage cannot reach loss or grads
+    log_ratio = torch.where(keep, logprobs - old_logprobs.detach(), torch.zeros_like(logprobs))  # (B, R)
     ratio = log_ratio.exp()  # (B, R) rho_t
-    adv = advantages.detach()
-    unclipped = ratio * adv  # (B, R)
+    adv = torch.where(keep, advantages.detach(), torch.zeros_like(advantages))
+    unclipped = torch.where(adv == 0, torch.zeros_like(ratio), ratio * adv)  # (B, R); not inf * 0 = NaN
     clipped = ratio.clamp(1 - clip_eps, 1 + clip_eps) * adv  # (B, R)
     per_token = -torch.minimum(unclipped, clipped) * mask  # (B, R) L_t = -min(rho A, clip(rho) A)
     with torch.no_grad():
@@ -251,9 +254,12 @@ def clipped_value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: 
             raise ValueError(f"values/{name}: expected equal shapes, got {tuple(values.shape)} and "
                              f"{tuple(x.shape)}")
     old, ret = old_values.detach(), returns.detach()
+    if any(t.dtype in (torch.float16, torch.bfloat16) for t in (values, old, ret)):  # squares overflow float16
+        values, old, ret = (t.to(torch.promote_types(t.dtype, torch.float32)) for t in (values, old, ret))
     v_clip = old + (values - old).clamp(-clip_eps, clip_eps)  # (B, R) V_clip
     err, err_clip = (values - ret) ** 2, (v_clip - ret) ** 2  # (B, R)
-    per_token = 0.5 * torch.maximum(err, err_clip) * mask  # (B, R) 0.5 max(...)
+    per_token = torch.where(mask != 0, 0.5 * torch.maximum(err, err_clip) * mask,
+                            torch.zeros_like(err))  # (B, R) 0.5 max(...), 0 on padding (even with inf garbage)
     with torch.no_grad():
         clipfrac = masked_mean((err_clip > err).float(), mask)
     return ValueLoss(masked_mean(per_token, mask), per_token, clipfrac)

@@ -126,9 +126,12 @@ def kl_shaped_rewards(token_scores: torch.Tensor, logprobs: torch.Tensor, ref_lo
     _check_mask_pair("logprobs", logprobs, mask)
     _check_mask_pair("ref_logprobs", ref_logprobs, mask)
     m = mask.float()
-    kl = per_token_kl(logprobs.float(), ref_logprobs.float(), estimator).detach() * m  # (B, T)
-    scores = token_scores.float() * m  # (B, T)
-    return ShapedReward(rewards=scores - beta * kl, kl=kl, scores=scores)  # (B, T) r_t = score_t - beta kl_t
+    keep, zero = mask != 0, torch.zeros_like(m)  # where, not * m: garbage (inf/NaN) in padding cannot leak
+    lp_, ref_ = (torch.where(keep, t.float(), zero) for t in (logprobs, ref_logprobs))  # log ratio 0 on padding
+    kl = torch.where(keep, per_token_kl(lp_, ref_, estimator).detach() * m, zero)  # (B, T)
+    scores = torch.where(keep, token_scores.float() * m, zero)  # (B, T)
+    rewards = scores if beta == 0 else scores - beta * kl  # beta = 0: no 0 * inf = NaN from an overflowed k3
+    return ShapedReward(rewards=rewards, kl=kl, scores=scores)  # (B, T) r_t = score_t - beta kl_t
 
 
 # --------------------------------- segmenters ----------------------------------------------
