@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ._checks import check_instance, check_int, check_nonnegative, check_positive, check_str_list
 from .config import Scale, get_scale
 from .data import tokenize_prompt_response
 
@@ -152,9 +153,13 @@ def normalise_rewards(
     """
     if not isinstance(rewards, torch.Tensor) or rewards.dim() != 1 or rewards.numel() == 0:
         raise ValueError(f"rewards: expected a non-empty (B,) tensor, got {getattr(rewards, 'shape', rewards)!r}")
+    if not rewards.is_floating_point():
+        raise ValueError(f"rewards: expected a floating-point tensor, got {rewards.dtype}")
     if not torch.isfinite(rewards).all():
         raise ValueError("rewards: expected finite values, got inf or NaN")
     off = rewards.mean() if offset is None else torch.as_tensor(offset, dtype=rewards.dtype)
+    if off.numel() != 1:
+        raise ValueError(f"offset: expected a scalar, got shape {tuple(off.shape)}")
     return rewards - off, off.detach()  # (B,) r - E[r]
 
 
@@ -209,6 +214,7 @@ def pair_calibration(r_chosen: torch.Tensor, r_rejected: torch.Tensor, n_bins: i
     prediction sigma(r_l - r_w) and outcome 0. The table is then symmetric about 0.5.
     r_chosen, r_rejected: (B,).
     """
+    _check_pair(r_chosen, r_rejected)
     p = preference_probability(r_chosen.detach().double(), r_rejected.detach().double())  # (B,)
     p_both = torch.cat([p, 1 - p])  # (2B,)
     y_both = torch.cat([torch.ones_like(p), torch.zeros_like(p)])  # (2B,)
@@ -312,6 +318,16 @@ class RewardModelConfig:
     show_progress: bool = True
     """Show a tqdm progress bar."""
 
+    def __post_init__(self):
+        for name in ("lr", "head_lr", "grad_clip"):
+            check_positive(name, getattr(self, name))
+        for name in ("centring_coef", "weight_decay", "margin_scale"):
+            check_nonnegative(name, getattr(self, name))
+        for name in ("steps", "batch_size", "max_prompt_tokens", "eval_every", "eval_batch_size"):
+            check_int(name, getattr(self, name), 1)
+        check_int("max_len", self.max_len, 2)
+        check_int("freeze_layers", self.freeze_layers, 0)
+
     @classmethod
     def tiny(cls, scale: Scale | None = None, **overrides) -> "RewardModelConfig":
         """CPU preset: sizes from the tiny :class:`~rlhf_edu.config.Scale` (about 30 s on 2 cores)."""
@@ -341,6 +357,15 @@ class RewardModelConfig:
         return cls(**base)
 
 
+def _check_pairs(pairs) -> None:
+    try:
+        n = {k: len(pairs[k]) for k in ("prompt", "chosen", "rejected")}
+    except (KeyError, TypeError, IndexError):
+        raise ValueError("pairs: expected a Dataset or dict with columns prompt, chosen, rejected") from None
+    if len(set(n.values())) != 1 or n["prompt"] == 0:
+        raise ValueError(f"pairs: expected equally long, non-empty prompt/chosen/rejected, got {n}")
+
+
 def _device_of(model: torch.nn.Module) -> torch.device:
     return next(model.parameters()).device
 
@@ -362,10 +387,15 @@ def score_texts(reward_model, tokenizer, prompts: list[str], responses: list[str
     prompts, responses: lists of B strings. Returns (B,) float32 on the CPU. The model is put in
     eval mode for scoring and restored to its previous mode afterwards.
     """
+    check_str_list("prompts", prompts, allow_empty=True)
+    check_str_list("responses", responses, allow_empty=True)
     if len(prompts) != len(responses):
         raise ValueError(f"prompts/responses: expected equal lengths, got {len(prompts)} and {len(responses)}")
     if len(prompts) == 0:
         raise ValueError("prompts: expected at least one example, got 0")
+    check_int("batch_size", batch_size, 1)
+    check_int("max_len", max_len, 2)
+    check_int("max_prompt_tokens", max_prompt_tokens, 1)
     was_training = reward_model.training
     reward_model.eval()
     out = [
@@ -384,6 +414,8 @@ def pair_rewards(reward_model, tokenizer, pairs: dict, config: RewardModelConfig
     pairs: a dict with lists ``prompt``, ``chosen``, ``rejected`` (a Dataset slice). Chosen and
     rejected go through one forward pass of 2B sequences.
     """
+    _check_pairs(pairs)
+    check_instance("config", config, RewardModelConfig)
     prompts = list(pairs["prompt"])
     r = _score_batch(reward_model, tokenizer, prompts + prompts,
                      list(pairs["chosen"]) + list(pairs["rejected"]),
@@ -397,6 +429,8 @@ def evaluate_reward_model(reward_model, tokenizer, pairs, config: RewardModelCon
     pairs: a Dataset (or dict of lists) with ``prompt``, ``chosen``, ``rejected``.
     Returns floats ``loss``, ``accuracy``, ``margin`` and tensors ``r_chosen``, ``r_rejected`` (B,).
     """
+    _check_pairs(pairs)
+    check_instance("config", config, RewardModelConfig)
     kw = dict(max_len=config.max_len, batch_size=config.eval_batch_size,
               max_prompt_tokens=config.max_prompt_tokens)
     r_c = score_texts(reward_model, tokenizer, list(pairs["prompt"]), list(pairs["chosen"]), **kw)
@@ -408,7 +442,8 @@ def evaluate_reward_model(reward_model, tokenizer, pairs, config: RewardModelCon
 
 def freeze_lower_layers(reward_model, n_layers: int) -> None:
     """Switch off gradients of the embeddings and the lowest ``n_layers`` transformer blocks."""
-    if n_layers <= 0:
+    check_int("n_layers", n_layers, 0)
+    if n_layers == 0:
         return
     backbone = reward_model.backbone
     if n_layers > len(backbone.h):
@@ -449,6 +484,7 @@ def train_reward_model(reward_model, tokenizer, train_pairs, eval_pairs,
     """
     from tqdm.auto import tqdm
 
+    check_instance("config", config, RewardModelConfig)
     n = len(train_pairs)
     if n == 0 or len(eval_pairs) == 0:
         raise ValueError("train_pairs/eval_pairs: expected non-empty datasets")
