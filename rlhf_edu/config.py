@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 SCALES = ("tiny", "gpt2", "auto")
+DTYPES = ("float32", "bfloat16", "float16")
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent
 TINY_MODEL_DIR = REPO_DIR / "data" / "tiny"
@@ -52,6 +53,21 @@ class Scale:
     extra: dict = field(default_factory=dict)
     """Notebook-specific overrides."""
 
+    def __post_init__(self):
+        if self.name not in ("tiny", "gpt2"):
+            raise ValueError(f"name: expected 'tiny' or 'gpt2', got {self.name!r}")
+        if not isinstance(self.model_source, str):
+            raise ValueError(f"model_source: expected a directory or hub id (str), got {self.model_source!r}")
+        for k in ("max_prompt_tokens", "max_response_tokens", "max_pair_tokens", "rl_batch_size",
+                  "rl_iterations", "pref_batch_size", "pref_steps", "eval_pairs"):
+            v = getattr(self, k)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{k}: expected an int >= 1, got {v!r}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype: expected one of {DTYPES}, got {self.dtype!r}")
+        if not isinstance(self.extra, dict):
+            raise ValueError(f"extra: expected a dict, got {type(self.extra).__name__}")
+
     def with_(self, **kwargs) -> "Scale":
         """A copy with some fields replaced."""
         return replace(self, **kwargs)
@@ -62,8 +78,14 @@ def tiny() -> Scale:
     return Scale(name="tiny", model_source=str(TINY_MODEL_DIR))
 
 
+def _check_source(source) -> None:
+    if source is not None and not isinstance(source, (str, os.PathLike)):
+        raise ValueError(f"source: expected a local directory or hub id, got {type(source).__name__}")
+
+
 def gpt2(source: str | None = None) -> Scale:
     """The one-GPU preset: GPT-2 small (124M) from ``RLHF_EDU_GPT2_PATH`` or the hub."""
+    _check_source(source)
     src = source or os.environ.get("RLHF_EDU_GPT2_PATH") or "openai-community/gpt2"
     return Scale(
         name="gpt2",
@@ -82,6 +104,7 @@ def gpt2(source: str | None = None) -> Scale:
 
 def gpt2_weights_available(source: str | None = None) -> tuple[bool, str]:
     """Whether GPT-2 small can be had without error, and where from (or why not)."""
+    _check_source(source)
     src = source or os.environ.get("RLHF_EDU_GPT2_PATH")
     if src:
         if (Path(src) / "config.json").exists():
@@ -112,9 +135,11 @@ def get_scale(name: str | None = None, verbose: bool = True) -> Scale:
     ``auto`` picks ``gpt2`` when CUDA is available and GPT-2's weights can be had, and ``tiny``
     otherwise, printing one line that says why.
     """
+    if name is not None and not isinstance(name, str):
+        raise ValueError(f"scale: expected a scale name (one of {SCALES}), got {type(name).__name__}")
     name = (name or os.environ.get("RLHF_EDU_SCALE") or "auto").strip().lower()
     if name not in SCALES:
-        raise ValueError(f"scale: expected one of {SCALES}, got {name!r} (set RLHF_EDU_SCALE)")
+        raise ValueError(f"scale: expected a scale name, one of {SCALES}, got {name!r} (set RLHF_EDU_SCALE)")
     if name == "tiny":
         scale = tiny().with_(reason="requested tiny")
     elif name == "gpt2":
@@ -133,16 +158,25 @@ def get_scale(name: str | None = None, verbose: bool = True) -> Scale:
     return scale
 
 
+def _device(name: str, device) -> torch.device:
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"{name}: expected a device such as 'cpu' or 'cuda:0', got {device!r}") from None
+
+
 def pick_device(prefer: str | None = None) -> torch.device:
     """``cuda`` when available (or ``prefer``), otherwise ``cpu``."""
     if prefer:
-        return torch.device(prefer)
+        return _device("prefer", prefer)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def pick_dtype(device: torch.device | str, scale: Scale | None = None) -> torch.dtype:
     """float32 on CPU; bfloat16 on a GPU that supports it (when the scale asks for it)."""
-    device = torch.device(device)
+    device = _device("device", device)
+    if scale is not None and not isinstance(scale, Scale):
+        raise ValueError(f"scale: expected a Scale or None, got {type(scale).__name__}")
     if device.type == "cuda" and torch.cuda.is_bf16_supported():
         if scale is None or scale.dtype == "bfloat16":
             return torch.bfloat16
@@ -156,6 +190,8 @@ def seed_everything(seed: int = 0, threads: int | None = None) -> torch.Generato
     """
     if not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed: expected a non-negative int, got {seed!r}")
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads: expected an int >= 1 or None, got {threads!r}")
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
