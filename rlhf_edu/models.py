@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .config import Scale, get_scale, pick_device, pick_dtype
+from ._checks import check_int, check_module, check_tensor
+from .config import Scale, _device, get_scale, pick_device, pick_dtype
 
 NO_DROPOUT = dict(resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
 
@@ -77,6 +78,10 @@ def load_base_model(scale: Scale | str | None = None, device: str | torch.device
     from transformers import GPT2LMHeadModel
 
     scale = _resolve(scale)
+    if device is not None:
+        _device("device", device)
+    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise ValueError(f"dtype: expected a floating torch.dtype such as torch.float32, got {dtype!r}")
     _check_source(scale)
     device = pick_device(device)
     dtype = dtype or pick_dtype(device, scale)
@@ -98,6 +103,7 @@ def load_policy(scale: Scale | str | None = None, device=None, dtype=None):
 
 def frozen_copy(model: nn.Module) -> nn.Module:
     """A deep copy in eval mode with every parameter's ``requires_grad`` off (the reference)."""
+    check_module("model", model)
     ref = copy.deepcopy(model)
     ref.eval()
     for p in ref.parameters():
@@ -110,6 +116,7 @@ def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
 
     attention_mask: (B, T) of 0/1. Returns (B, T) long.
     """
+    check_tensor("attention_mask", attention_mask, 2, "(B, T)")
     return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # (B, T)
 
 
@@ -121,6 +128,8 @@ class ScalarHeadModel(nn.Module):
     """
 
     def __init__(self, backbone: nn.Module, hidden_size: int):
+        check_module("backbone", backbone)
+        check_int("hidden_size", hidden_size, 1)
         super().__init__()
         self.backbone = backbone
         self.head = nn.Linear(hidden_size, 1)
@@ -145,6 +154,8 @@ class ScalarHeadModel(nn.Module):
 
 def scalar_head_from_lm(lm: nn.Module) -> ScalarHeadModel:
     """A :class:`ScalarHeadModel` whose backbone is a deep copy of ``lm``'s transformer."""
+    if not (isinstance(lm, nn.Module) and hasattr(lm, "transformer")):
+        raise ValueError(f"lm: expected a GPT2LMHeadModel (with .transformer), got {type(lm).__name__}")
     backbone = copy.deepcopy(lm.transformer)
     model = ScalarHeadModel(backbone, lm.config.n_embd)
     p = next(backbone.parameters())
@@ -163,4 +174,5 @@ def load_value_model(scale: Scale | str | None = None, device=None, dtype=None) 
 
 def n_parameters(model: nn.Module) -> int:
     """Number of distinct parameters (tied weights counted once)."""
+    check_module("model", model)
     return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
