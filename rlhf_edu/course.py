@@ -54,8 +54,21 @@ JQUERY_JS = "jquery-3.7.1.min.js"
 MERMAID_STUB = "data:text/javascript,export default {initialize(){}}"
 
 
-class CourseError(Exception):
-    """A problem the user can fix (bad path, malformed notebook...): printed without traceback."""
+class CourseError(ValueError):
+    """A problem the user can fix (bad path, malformed notebook...): printed without traceback.
+
+    A ``ValueError``, so that bad input anywhere in rlhf_edu raises one kind of error.
+    """
+
+
+def _check_nb(nb) -> None:
+    if not hasattr(nb, "cells"):
+        raise CourseError(f"nb: expected a notebook (nbformat.NotebookNode), got {type(nb).__name__}")
+
+
+def _check_timeout(timeout) -> None:
+    if timeout is not None and (not isinstance(timeout, int) or isinstance(timeout, bool) or timeout < 1):
+        raise CourseError(f"--timeout (timeout): expected whole seconds >= 1, got {timeout!r}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -119,15 +132,23 @@ def read_notebook(path: Path | str) -> nbformat.NotebookNode:
 
 
 def write_notebook(nb: nbformat.NotebookNode, path: Path) -> None:
+    _check_nb(nb)
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, str(path))
 
 
+def _check_cell(cell) -> None:
+    if not (hasattr(cell, "cell_type") and hasattr(cell, "source")):
+        raise CourseError(f"cell: expected a notebook cell, got {type(cell).__name__}")
+
+
 def is_check_cell(cell) -> bool:
+    _check_cell(cell)
     return cell.cell_type == "code" and cell.source.lstrip().startswith(CHECK_MARK)
 
 
 def has_solution(cell) -> bool:
+    _check_cell(cell)
     return cell.cell_type == "code" and BEGIN_SOLUTION in cell.source
 
 
@@ -178,6 +199,8 @@ def execute_notebook(nb, cwd: Path, env: dict | None = None, *, allow_errors: bo
     """
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
+    _check_nb(nb)
+    _check_timeout(timeout)
     kernel_env = dict(os.environ)
     kernel_env.update(env or {})
     client = _make_client(nb, cwd, kernel_env, allow_errors=allow_errors, progress=progress,
@@ -203,6 +226,8 @@ def html_exporter(out_dir: Path):
     """
     from nbconvert import HTMLExporter
 
+    if not isinstance(out_dir, (str, os.PathLike)):
+        raise CourseError(f"out_dir: expected a directory path, got {type(out_dir).__name__}")
     exp = HTMLExporter()
     rel = Path(os.path.relpath(VENDOR_DIR, out_dir)).as_posix()
     if (VENDOR_DIR / MATHJAX_DIR / "MathJax.js").exists():
@@ -229,6 +254,8 @@ _ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def strip_ansi(text: str) -> str:
+    if not isinstance(text, str):
+        raise CourseError(f"text: expected a str, got {type(text).__name__}")
     return _ANSI_RE.sub("", text)
 
 
@@ -245,6 +272,7 @@ def run_course(*, scale: str | None = None, only=None, notebooks_dir: Path | str
     from tqdm.auto import tqdm
 
     stream = stream or sys.stdout
+    _check_timeout(timeout)
     notebooks_dir = Path(notebooks_dir).resolve()
     out_dir = Path(out_dir).resolve()
     if out_dir == notebooks_dir:
@@ -294,6 +322,9 @@ def run_course(*, scale: str | None = None, only=None, notebooks_dir: Path | str
 
 def format_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
     rows = [list(map(str, r)) for r in rows]
+    bad = [r for r in rows if len(r) != len(header)]
+    if bad:
+        raise CourseError(f"rows: expected {len(header)} columns per row (one per header), got {bad[0]!r}")
     widths = [max(len(str(h)), *(len(r[j]) for r in rows)) if rows else len(str(h)) for j, h in enumerate(header)]
     line = "  ".join("-" * w for w in widths)
     fmt = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
@@ -317,6 +348,7 @@ _DEF_RE = re.compile(r"^\s*def\s+([A-Za-z_]\w*)\s*\(", re.M)
 
 def find_exercises(nb) -> list[Exercise]:
     """Exercises in order: each solution cell with the check cells that follow it (up to the next one)."""
+    _check_nb(nb)
     exercises: list[Exercise] = []
     for idx, cell in enumerate(nb.cells):
         if has_solution(cell) or (cell.cell_type == "code" and cell.metadata.get(HOMEWORK_KEY, {}).get("exercise")):
@@ -402,7 +434,9 @@ def make_homework(nb, source_name: str = "notebook"):
 
 
 def homework_name(path: Path) -> str:
-    return path.name
+    if not isinstance(path, (str, os.PathLike)):
+        raise CourseError(f"path: expected a notebook path, got {type(path).__name__}")
+    return Path(path).name
 
 
 def build_homework(*, notebooks_dir: Path | str = NOTEBOOKS_DIR, out_dir: Path | str = HOMEWORK_DIR,
@@ -461,6 +495,7 @@ def check_homework(path: Path | str, *, timeout: int = CELL_TIMEOUT, scale: str 
     """
     from tqdm.auto import tqdm
 
+    _check_timeout(timeout)
     path = Path(path)
     if path.suffix != ".ipynb":
         raise CourseError(f"{path}: expected a .ipynb notebook")
@@ -509,6 +544,8 @@ def _last_line(text: str) -> str:
 
 
 def format_check(results: Sequence[ExerciseResult]) -> str:
+    if not all(isinstance(r, ExerciseResult) for r in results):
+        raise CourseError("results: expected ExerciseResult items (from check_homework)")
     rows = [[str(r.number), r.name, "PASS" if r.passed else "FAIL", r.detail[:100]] for r in results]
     n_pass = sum(r.passed for r in results)
     return format_table(["#", "exercise", "result", "detail"], rows) + f"\n{n_pass}/{len(results)} exercises pass"
@@ -539,6 +576,7 @@ def prepare_for_slides(nb):
 
     Cells the notebook marks ``skip`` are left out by reveal.js itself.
     """
+    _check_nb(nb)
     nb = copy.deepcopy(nb)
     nb.metadata.pop("widgets", None)
     for cell in nb.cells:
@@ -560,6 +598,8 @@ def slides_exporter(vendor_rel: str = "vendor"):
     from nbconvert import SlidesExporter
     from traitlets.config import Config
 
+    if not isinstance(vendor_rel, str):
+        raise CourseError(f"vendor_rel: expected a relative URL prefix (str), got {type(vendor_rel).__name__}")
     cfg = Config()
     cfg.TagRemovePreprocessor.enabled = True
     cfg.TagRemovePreprocessor.remove_input_tags = {HIDE_INPUT_TAG}
