@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import torch
 
+from ._checks import check_floating, check_int, check_token_ids
 from .models import position_ids_from_mask
 
 REDUCTIONS = ("sum", "mean")
 
 
 def _check_same_shape(**tensors: torch.Tensor) -> None:
+    for k, v in tensors.items():
+        if not isinstance(v, torch.Tensor):
+            raise ValueError(f"{k}: expected a torch.Tensor, got {type(v).__name__}")
     shapes = {k: tuple(v.shape) for k, v in tensors.items()}
     if len(set(shapes.values())) > 1:
         raise ValueError(f"{' / '.join(shapes)}: expected equal shapes, got {shapes}")
@@ -28,6 +32,8 @@ def logprobs_of_labels(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tens
     logits: (B, T, V); labels: (B, T) long. Returns (B, T) float32. Equal to
     ``torch.gather(logits.log_softmax(-1), -1, labels[..., None])[..., 0]``.
     """
+    check_floating("logits", logits)
+    check_token_ids("labels", labels)
     if logits.dim() != 3 or labels.shape != logits.shape[:2]:
         raise ValueError(f"logits/labels: expected (B, T, V) and (B, T), got {tuple(logits.shape)} "
                          f"and {tuple(labels.shape)}")
@@ -43,14 +49,24 @@ def token_logprobs(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tenso
     ``logits[:, t]``. logits: (B, T, V); input_ids: (B, T). Returns (B, T-1); pair it with
     ``mask[:, 1:]``.
     """
+    check_floating("logits", logits)
+    check_token_ids("input_ids", input_ids)
     if logits.dim() != 3 or input_ids.shape != logits.shape[:2]:
         raise ValueError(f"logits/input_ids: expected (B, T, V) and (B, T), got {tuple(logits.shape)} "
                          f"and {tuple(input_ids.shape)}")
     return logprobs_of_labels(logits[:, :-1], input_ids[:, 1:])  # (B, T-1)
 
 
+def _check_ids_mask(input_ids, attention_mask) -> None:
+    check_token_ids("input_ids", input_ids, 2, "(B, T)")
+    if not isinstance(attention_mask, torch.Tensor) or attention_mask.shape != input_ids.shape:
+        raise ValueError(f"attention_mask: expected shape {tuple(input_ids.shape)} like input_ids, got "
+                         f"{tuple(getattr(attention_mask, 'shape', ())) or type(attention_mask).__name__}")
+
+
 def forward_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """``model``'s logits (B, T, V) with position ids counted over real tokens (padding-safe)."""
+    _check_ids_mask(input_ids, attention_mask)
     return model(input_ids=input_ids, attention_mask=attention_mask,
                  position_ids=position_ids_from_mask(attention_mask)).logits
 
@@ -102,6 +118,11 @@ def masked_token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.
 def response_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                     prompt_length: int) -> torch.Tensor:
     """Logits (B, R, V) that score the response tokens ``input_ids[:, P:]`` (P = prompt_length)."""
+    _check_ids_mask(input_ids, attention_mask)
+    check_int("prompt_length", prompt_length, 1)
+    if prompt_length >= input_ids.shape[1]:
+        raise ValueError(f"prompt_length: expected < {input_ids.shape[1]} (the columns of input_ids), "
+                         f"got {prompt_length}")
     logits = forward_logits(model, input_ids, attention_mask)  # (B, P+R, V)
     return logits[:, prompt_length - 1 : -1]  # (B, R, V)
 
@@ -143,6 +164,7 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim: int | None = None) -> 
     x, mask: same shape. Raises ``ValueError`` when the mask selects nothing (for ``dim``: when
     any slice selects nothing) instead of returning NaN.
     """
+    check_floating("x", x)
     _check_same_shape(x=x, mask=mask)
     out_dtype, x = x.dtype, x.to(_acc_dtype(x.dtype))  # half precision: sum and count in float32
     m = mask.to(x.dtype)
@@ -155,6 +177,8 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim: int | None = None) -> 
 
 def masked_var(x: torch.Tensor, mask: torch.Tensor, unbiased: bool = True) -> torch.Tensor:
     """Variance of the masked entries of ``x`` (scalar); Bessel-corrected when ``unbiased``."""
+    check_floating("x", x)
+    _check_same_shape(x=x, mask=mask)
     out_dtype, x = x.dtype, x.to(_acc_dtype(x.dtype))  # (x - mean)^2 overflows float16 at |x| ~ 256
     mean = masked_mean(x, mask)
     var = masked_mean((x - mean) ** 2, mask)
@@ -172,6 +196,10 @@ def masked_whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True, 
     Used for PPO advantages. Entries outside the mask are returned unchanged in scale but are
     meaningless; keep multiplying by the mask downstream.
     """
+    check_floating("x", x)
+    _check_same_shape(x=x, mask=mask)
+    if not (isinstance(eps, (int, float)) and eps >= 0):
+        raise ValueError(f"eps: expected a number >= 0, got {eps!r}")
     out_dtype, x = x.dtype, x.to(_acc_dtype(x.dtype))
     mean, var = masked_mean(x, mask), masked_var(x, mask)
     out = (x - mean) * torch.rsqrt(var + eps)
@@ -188,6 +216,7 @@ def sequence_logprob(token_logps: torch.Tensor, mask: torch.Tensor, reduction: s
     """
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction: expected one of {REDUCTIONS}, got {reduction!r}")
+    check_floating("token_logps", token_logps)
     if token_logps.dim() != 2:
         raise ValueError(f"token_logps: expected (B, L), got {tuple(token_logps.shape)}")
     _check_same_shape(token_logps=token_logps, mask=mask)
@@ -200,5 +229,9 @@ def sequence_logprob(token_logps: torch.Tensor, mask: torch.Tensor, reduction: s
 
 def batch_sequence_logprob(model, batch: dict, reduction: str = "sum") -> torch.Tensor:
     """log P(response | prompt) (B,) for a batch from :func:`rlhf_edu.data.tokenize_prompt_response`."""
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction: expected one of {REDUCTIONS}, got {reduction!r}")
+    if not all(k in batch for k in ("input_ids", "attention_mask", "response_mask")):
+        raise ValueError(f"batch: expected input_ids, attention_mask and response_mask, got {sorted(batch)}")
     lp = model_token_logprobs(model, batch["input_ids"], batch["attention_mask"])  # (B, T-1)
     return sequence_logprob(lp, batch["response_mask"][:, 1:], reduction)  # (B,)
