@@ -43,13 +43,28 @@ def corpus_path() -> Path:
     return path
 
 
+def _check_str(name: str, x) -> None:
+    if not isinstance(x, str):
+        raise ValueError(f"{name}: expected a str, got {type(x).__name__}")
+
+
+def _check_columns(ds, columns) -> None:
+    names = getattr(ds, "column_names", None) or (list(ds) if isinstance(ds, dict) else [])
+    missing = [c for c in columns if c not in names]
+    if missing:
+        raise ValueError(f"ds: expected a Dataset with columns {list(columns)}, missing {missing}")
+
+
 def format_document(movie: str, text: str) -> str:
     """How a review is shown to the language model: ``"<movie>: <text>"``."""
+    _check_str("movie", movie)
+    _check_str("text", text)
     return f"{movie}: {text}"
 
 
 def format_prompt(movie: str) -> str:
     """The prompt of a preference pair: the movie name, as in :func:`format_document`."""
+    _check_str("movie", movie)
     return f"{movie}:"
 
 
@@ -132,6 +147,10 @@ def preference_pairs(
     """
     if len(ds) == 0:
         raise ValueError("ds: expected a non-empty dataset, got 0 rows")
+    _check_columns(ds, ("text", "label", "movie"))
+    for name, v in (("max_pairs_per_movie", max_pairs_per_movie), ("max_chars", max_chars)):
+        if v is not None and (not isinstance(v, int) or v < 1):
+            raise ValueError(f"{name}: expected an int >= 1 or None, got {v!r}")
     rng = random.Random(seed)
     by_movie: dict[str, dict[str, list[str]]] = {}
     for text, label, movie in zip(ds["text"], ds["label"], ds["movie"]):
@@ -167,6 +186,9 @@ def make_prompts(ds: Dataset, n: int | None = None, n_words: int = 4, seed: int 
         raise ValueError("ds: expected a non-empty dataset, got 0 rows")
     if n_words < 0:
         raise ValueError(f"n_words: expected >= 0, got {n_words}")
+    if n is not None and (not isinstance(n, int) or n < 1):
+        raise ValueError(f"n: expected an int >= 1 or None, got {n!r}")
+    _check_columns(ds, ("text", "label", "movie"))
     rows = {"prompt": [], "movie": []}
     for text, label, movie in zip(ds["text"], ds["label"], ds["movie"]):
         if label not in labels:
@@ -192,6 +214,9 @@ def tokenize_prompt_response(
     cut from the left to ``max_prompt_tokens``; responses (with EOS when ``add_eos``) are cut on
     the right so that the total fits ``max_len``. A response keeps at least one token.
     """
+    for name, xs in (("prompts", prompts), ("responses", responses)):
+        if isinstance(xs, str) or not hasattr(xs, "__len__"):
+            raise ValueError(f"{name}: expected a list of strings, got {type(xs).__name__}")
     if len(prompts) != len(responses):
         raise ValueError(
             f"prompts/responses: expected equal lengths, got {len(prompts)} and {len(responses)}"
@@ -200,6 +225,8 @@ def tokenize_prompt_response(
         raise ValueError("prompts: expected at least one example, got 0")
     if max_len < 2:
         raise ValueError(f"max_len: expected >= 2, got {max_len}")
+    if max_prompt_tokens < 1:  # ids[-0:] would silently keep the whole prompt
+        raise ValueError(f"max_prompt_tokens: expected >= 1, got {max_prompt_tokens}")
     eos = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
     seqs, resp = [], []
@@ -237,6 +264,12 @@ class PairCollator:
     max_len: int = 64
     max_prompt_tokens: int = 16
 
+    def __post_init__(self):
+        if self.max_len < 2:
+            raise ValueError(f"max_len: expected >= 2, got {self.max_len}")
+        if self.max_prompt_tokens < 1:
+            raise ValueError(f"max_prompt_tokens: expected >= 1, got {self.max_prompt_tokens}")
+
     def __call__(self, examples: list[dict]) -> dict[str, dict[str, torch.Tensor]]:
         prompts = [e["prompt"] for e in examples]
         kw = dict(max_len=self.max_len, max_prompt_tokens=self.max_prompt_tokens)
@@ -248,4 +281,5 @@ class PairCollator:
 
 def lm_documents(ds: Dataset) -> list[str]:
     """All snippets (plot summaries included) formatted as LM documents."""
+    _check_columns(ds, ("text", "movie"))
     return [format_document(m, t) for m, t in zip(ds["movie"], ds["text"])]
