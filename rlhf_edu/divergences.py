@@ -242,6 +242,9 @@ def per_token_kl(logits_p: torch.Tensor, logits_q: torch.Tensor, mask=None) -> t
     if logits_p.dim() != 3 or logits_p.shape != logits_q.shape:
         raise ValueError(f"logits_p/logits_q: expected equal shapes (B, T, V), got "
                          f"{tuple(logits_p.shape)} and {tuple(logits_q.shape)}")
+    for name, t in (("logits_p", logits_p), ("logits_q", logits_q)):
+        if not t.is_floating_point():
+            raise ValueError(f"{name}: expected floating-point logits, got {t.dtype}")
     m = _check_mask(mask, logits_p.shape[:2])
     dtype = torch.float64 if logits_p.dtype == torch.float64 else torch.float32
     logp = torch.log_softmax(logits_p.to(dtype), dim=-1)  # (B, T, V)
@@ -266,6 +269,9 @@ def sampled_log_ratio(logprobs_p: torch.Tensor, logprobs_q: torch.Tensor, mask=N
     if logprobs_p.shape != logprobs_q.shape:
         raise ValueError(f"logprobs_p/logprobs_q: expected equal shapes, got {tuple(logprobs_p.shape)} "
                          f"and {tuple(logprobs_q.shape)}")
+    for name, t in (("logprobs_p", logprobs_p), ("logprobs_q", logprobs_q)):
+        if not t.is_floating_point():
+            raise ValueError(f"{name}: expected floating-point log-probs, got {t.dtype}")
     r = logprobs_q - logprobs_p  # (B, T) log Q(y_t) - log P(y_t)
     m = _check_mask(mask, r.shape)
     if m is not None:
@@ -320,6 +326,9 @@ def kl_estimates_from_logits(logits_p: torch.Tensor, logits_q: torch.Tensor, tok
     with k1, k2, k3 (sampled-token estimates, eq. 4) and ``exact`` (the per-token full-vocabulary
     KL summed along each sampled prefix), each (B,).
     """
+    if not isinstance(tokens, torch.Tensor) or tokens.is_floating_point() or tokens.is_complex():
+        raise ValueError(f"tokens: expected an integer (B, T) tensor of token ids, got "
+                         f"{getattr(tokens, 'dtype', type(tokens).__name__)}")
     if tokens.shape != logits_p.shape[:2]:
         raise ValueError(f"tokens: expected shape {tuple(logits_p.shape[:2])}, got {tuple(tokens.shape)}")
     exact = per_token_kl(logits_p, logits_q, mask)  # (B, T); also checks the logits' shapes
@@ -347,6 +356,15 @@ class FDivergence:
     f_prime_inf: float
     label: str = ""
     """What D_f(pi || p) is, in words, in the f-DPG convention (for plots and tables)."""
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"name: expected a non-empty str, got {self.name!r}")
+        for k in ("f", "f_prime"):
+            if not callable(getattr(self, k)):
+                raise ValueError(f"{k}: expected a callable tensor -> tensor, got {type(getattr(self, k)).__name__}")
+        if not isinstance(self.f_prime_inf, (int, float)) or math.isnan(self.f_prime_inf):
+            raise ValueError(f"f_prime_inf: expected a number (math.inf allowed), got {self.f_prime_inf!r}")
 
 
 def _xlogy(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
