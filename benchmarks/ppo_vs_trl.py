@@ -1,6 +1,6 @@
 """Our ``train_ppo`` against TRL's PPO (1.12) and RLOO (1.16) trainers on the same tiny setup, on CPU.
 
-    python benchmarks/ppo_vs_trl.py            # 3 interleaved repeats, about 5 minutes on a quiet 2-core CPU
+    python benchmarks/ppo_vs_trl.py            # 3 interleaved repeats: about 4-5 minutes on a quiet 2-core CPU
     python benchmarks/ppo_vs_trl.py --quick    # 1 repeat, 2 timed iterations: a 1-2 minute smoke run
 
 The two TRL versions cannot share a virtual environment, so each implementation runs in its own
@@ -8,7 +8,10 @@ interpreter (one fresh subprocess per implementation and repeat, so peak RSS is 
 implementation); the repeats are interleaved (ours, TRL PPO, TRL RLOO, then again in a rotated
 order) and the table reports medians:
 
-* ours: this interpreter (``.venv``): ``rlhf_edu.ppo.train_ppo``;
+* ours: this interpreter (``.venv``): ``rlhf_edu.ppo.train_ppo``, twice: with its defaults, which
+  re-score the rollout with a policy forward pass for log pi_old, and with
+  ``reuse_sampler_logprobs=True``, which takes them from the sampler as TRL's PPO does (one
+  forward pass less; the same values up to float32 round-off);
 * TRL PPO: ``--python-trl112`` (default ``.venv-bench-ppo/bin/python``, ``pip install -e ".[bench-ppo]"``):
   ``trl.experimental.ppo.PPOTrainer`` of TRL 1.12.0, the last release that has it;
 * TRL RLOO: ``--python-trl116`` (default ``.venv-bench/bin/python``, ``pip install -e ".[bench]"``):
@@ -41,8 +44,8 @@ iterations over the generation batch of 32 in minibatches of 16 = 4 optimizer st
 reported for orientation only: it is not the same work.
 
 Seconds per iteration are split into: rollout = generation + log-probs under policy and
-reference + values (TRL PPO takes the policy log-probs from the generation scores; RLOO has
-no values); scoring = the reward model; update = everything else in the iteration (advantages,
+reference + values (TRL PPO and ours with ``reuse_sampler_logprobs`` take the policy log-probs
+from the generation; RLOO has no values); scoring = the reward model; update = everything else in the iteration (advantages,
 PPO epochs, logging). The first iteration of every run is a warm-up and is dropped.
 
 Agreement checks (printed before the table), on one rollout of 32 responses sampled by our
@@ -81,8 +84,9 @@ sys.path.insert(0, str(ROOT))
 SETUP = dict(batch_size=32, max_new_tokens=20, max_prompt_tokens=16, ppo_epochs=2, minibatch_size=16,
              lr=1e-4, clip_eps=0.2, value_clip_eps=0.2, vf_coef=0.5, beta=0.05, gamma=1.0, lam=0.95,
              rloo_k=4, seed=0, threads=2)
-IMPLS = ("ours", "trl_ppo", "trl_rloo")
-LABELS = {"ours": "ours (train_ppo)", "trl_ppo": "TRL 1.12 PPOTrainer", "trl_rloo": "TRL 1.16 RLOOTrainer *"}
+IMPLS = ("ours", "ours_reuse", "trl_ppo", "trl_rloo")
+LABELS = {"ours": "ours (train_ppo, defaults)", "ours_reuse": "ours, reuse_sampler_logprobs=True",
+          "trl_ppo": "TRL 1.12 PPOTrainer", "trl_rloo": "TRL 1.16 RLOOTrainer *"}
 
 
 # ------------------------------------------------------------------------------------------
@@ -125,6 +129,29 @@ def to_hf_classifier(model):
     return out.train(model.training)
 
 
+def mark() -> tuple[float, float]:
+    """(wall seconds, this process's CPU seconds): CPU time is the steadier figure on a loaded machine."""
+    return time.perf_counter(), time.process_time()
+
+
+def phases(starts, reward_marks, ends, rollout_ends=None) -> dict:
+    """Per-iteration {phase: {"wall": [...], "cpu": [...]}} from marks (each a ``mark()`` pair).
+
+    starts/ends: iteration boundaries; reward_marks: (begin, end) of the reward model per iteration;
+    rollout_ends: where the rollout ends, if not at the reward's start (ours: make_rollout returns).
+    """
+    rollout_ends = rollout_ends or [a for a, _ in reward_marks]
+    out = {}
+    for i, clock in enumerate(("wall", "cpu")):
+        total = [e[i] - s[i] for s, e in zip(starts, ends)]
+        rollout = [r[i] - s[i] for s, r in zip(starts, rollout_ends)]
+        scoring = [b[i] - a[i] for a, b in reward_marks]
+        for name, v in (("total", total), ("rollout", rollout), ("scoring", scoring),
+                        ("update", [t - r - c for t, r, c in zip(total, rollout, scoring)])):
+            out.setdefault(name, {})[clock] = v
+    return out
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
@@ -155,8 +182,8 @@ def no_eos_rollout(policy, tok, prompts, spec):
 # Workers
 # ------------------------------------------------------------------------------------------
 
-def worker_ours(spec: dict) -> dict:
-    torch = _setup_torch(spec["threads"])
+def worker_ours(spec: dict, reuse_sampler_logprobs: bool = False) -> dict:
+    _setup_torch(spec["threads"])
     from rlhf_edu import ppo
     from rlhf_edu.ppo import PPOConfig, reward_model_scores, train_ppo
 
@@ -167,30 +194,30 @@ def worker_ours(spec: dict) -> dict:
                          minibatch_size=spec["minibatch_size"], clip_eps=spec["clip_eps"],
                          value_clip_eps=spec["value_clip_eps"], vf_coef=spec["vf_coef"], beta=spec["beta"],
                          kl_estimator="k1", gamma=spec["gamma"], lam=spec["lam"], max_grad_norm=1e9,
-                         seed=spec["seed"])
-    rollout_s, scoring_s = [], []
+                         seed=spec["seed"], reuse_sampler_logprobs=reuse_sampler_logprobs)
+    starts, rollout_ends, rewards = [], [], []
     make_rollout = ppo.make_rollout
 
     def timed_rollout(*a, **k):
-        t = time.perf_counter()
+        starts.append(mark())
         out = make_rollout(*a, **k)
-        rollout_s.append(time.perf_counter() - t)
+        rollout_ends.append(mark())
         return out
 
     def reward_fn(ro):
-        t = time.perf_counter()
+        t = mark()
         out = reward_model_scores(rm, ro)
-        scoring_s.append(time.perf_counter() - t)
+        rewards.append((t, mark()))
         return out
 
     ppo.make_rollout = timed_rollout
     try:
         hist = train_ppo(cfg, policy, ref, value, tok, spec["prompts"], reward_fn, progress=False)
+        end = mark()
     finally:
         ppo.make_rollout = make_rollout
-    total = hist["seconds"]
-    return dict(total=total, rollout=rollout_s, scoring=scoring_s,
-                update=[t - r - s for t, r, s in zip(total, rollout_s, scoring_s)],
+    # an iteration runs from one rollout's start to the next (the last one to the end of train_ppo)
+    return dict(phases(starts, rewards, starts[1:] + [end], rollout_ends),
                 response_length=hist["response_length"], peak_rss_mb=peak_rss_mb())
 
 
@@ -231,15 +258,15 @@ def worker_trl_ppo(spec: dict) -> dict:
         get_reward = mod.get_reward
 
         def timed_get_reward(model, *a, **k):
-            t = time.perf_counter()
+            t = mark()
             out = get_reward(model, *a, **k)
             if model is trainer.reward_model:
-                marks["reward"].append((t, time.perf_counter()))
+                marks["reward"].append((t, mark()))
             return out
 
         class StepEnd(TrainerCallback):
             def on_step_end(self, args, state, control, **kw):
-                marks["step_end"].append(time.perf_counter())
+                marks["step_end"].append(mark())
 
         lengths = []
         log = trainer.log
@@ -252,16 +279,13 @@ def worker_trl_ppo(spec: dict) -> dict:
         trainer.add_callback(StepEnd())
         mod.get_reward = timed_get_reward
         try:
-            t_start = time.perf_counter()
+            start = mark()
             trainer.train()
         finally:
             mod.get_reward = get_reward
-    starts = [t_start] + marks["step_end"][:-1]
-    total = [e - s for s, e in zip(starts, marks["step_end"])]
-    scoring = [b - a for a, b in marks["reward"]]
-    rollout = [a - s for s, (a, _) in zip(starts, marks["reward"])]
-    update = [e - b for e, (_, b) in zip(marks["step_end"], marks["reward"])]
-    return dict(total=total, rollout=rollout, scoring=scoring, update=update, response_length=lengths,
+    # an iteration runs from one step end to the next (the first from the start of train())
+    ends = marks["step_end"]
+    return dict(phases([start] + ends[:-1], marks["reward"], ends), response_length=lengths,
                 peak_rss_mb=peak_rss_mb())
 
 
@@ -294,41 +318,41 @@ def worker_trl_rloo(spec: dict) -> dict:
     per_iter = spec["batch_size"] // spec["minibatch_size"] * spec["ppo_epochs"]
     with tempfile.TemporaryDirectory() as outdir:
         trainer = _trl_rloo_trainer(spec, policy, rm, tok, spec["prompts"], spec["iterations"], outdir)
-        marks = {"gen": [], "reward": [], "step_end": [], "length": []}
+        marks = {"gen_end": [], "reward": [], "step_end": [], "length": []}
         gen_score, calc_rewards = RLOOTrainer._generate_and_score_completions, RLOOTrainer._calculate_rewards
 
         def timed_gen_score(self, *a, **k):
-            t = time.perf_counter()
             out = gen_score(self, *a, **k)
-            marks["gen"].append((t, time.perf_counter()))
+            marks["gen_end"].append(mark())
             marks["length"].append(out["completion_mask"].sum(-1).float().mean().item())
             return out
 
         def timed_rewards(self, *a, **k):
-            t = time.perf_counter()
+            t = mark()
             out = calc_rewards(self, *a, **k)
-            marks["reward"].append(time.perf_counter() - t)
+            marks["reward"].append((t, mark()))
             return out
 
         class StepEnd(TrainerCallback):
             def on_step_end(self, args, state, control, **kw):
                 if state.global_step % per_iter == 0:
-                    marks["step_end"].append(time.perf_counter())
+                    marks["step_end"].append(mark())
 
         trainer.add_callback(StepEnd())
         RLOOTrainer._generate_and_score_completions, RLOOTrainer._calculate_rewards = timed_gen_score, timed_rewards
         try:
-            t_start = time.perf_counter()
+            start = mark()
             trainer.train()
         finally:
             RLOOTrainer._generate_and_score_completions, RLOOTrainer._calculate_rewards = gen_score, calc_rewards
-    starts = [t_start] + marks["step_end"][:-1]
-    total = [e - s for s, e in zip(starts, marks["step_end"])]
-    gen = [b - a for a, b in marks["gen"]]
-    rollout = [g - r for g, r in zip(gen, marks["reward"])]
-    update = [t - g for t, g in zip(total, gen)]
-    return dict(total=total, rollout=rollout, scoring=marks["reward"], update=update,
-                response_length=marks["length"], peak_rss_mb=peak_rss_mb())
+    # rollout = generation and log-probs (the reward model, called inside, is taken out by phases())
+    ends = marks["step_end"]
+    out = phases([start] + ends[:-1], marks["reward"], ends, marks["gen_end"])
+    for clock in ("wall", "cpu"):
+        out["rollout"][clock] = [r - c for r, c in zip(out["rollout"][clock], out["scoring"][clock])]
+        out["update"][clock] = [t - r - c for t, r, c in zip(out["total"][clock], out["rollout"][clock],
+                                                              out["scoring"][clock])]
+    return dict(out, response_length=marks["length"], peak_rss_mb=peak_rss_mb())
 
 
 # ------------------------------------------------------------------------------------------
@@ -457,7 +481,7 @@ def check_trl_rloo(spec: dict) -> dict:
             "padded_rows": int(padded.sum()), "rows": B}
 
 
-WORKERS = {"ours": worker_ours, "trl_ppo": worker_trl_ppo, "trl_rloo": worker_trl_rloo,
+WORKERS = {"ours": worker_ours, "ours_reuse": lambda spec: worker_ours(spec, True), "trl_ppo": worker_trl_ppo, "trl_rloo": worker_trl_rloo,
            "check_trl_ppo": check_trl_ppo, "check_trl_rloo": check_trl_rloo}
 
 
@@ -491,10 +515,11 @@ def run_worker(python: str, name: str, spec_path: str, timeout: float) -> dict:
 
 def summarise(runs: list[dict], batch_size: int) -> dict:
     """Medians over repeats of per-repeat medians over the timed (non-warm-up) iterations."""
-    def per_run(key):
-        return [statistics.median(r[key][1:]) for r in runs]
+    def per_run(key, clock="wall"):
+        return [statistics.median(r[key][clock][1:]) for r in runs]
 
     out = {k: statistics.median(per_run(k)) for k in ("total", "rollout", "scoring", "update")}
+    out["cpu_total"] = statistics.median(per_run("total", "cpu"))
     out["samples_per_s"] = batch_size / out["total"]
     out["peak_rss_mb"] = statistics.median(r["peak_rss_mb"] for r in runs)
     out["response_length"] = statistics.mean(x for r in runs for x in r["response_length"][1:])
@@ -530,10 +555,11 @@ def print_table(results: dict, spec: dict, repeats: int) -> None:
           f"{spec['max_new_tokens']} tokens per iteration, {spec['ppo_epochs']} epochs of minibatch "
           f"{spec['minibatch_size']}; medians of {repeats} interleaved repeat(s), "
           f"{spec['iterations'] - 1} timed iteration(s) each after 1 warm-up.")
-    print("| implementation | s/iteration | rollout | scoring | update | samples/s | peak RSS MB | "
-          "mean response tokens | ours/TRL throughput |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    ours = results.get("ours")
+    print("| implementation | s/iteration (spread) | rollout | scoring | update | samples/s | CPU s/iteration | "
+          "peak RSS MB | mean response tokens | throughput vs TRL PPO (by CPU time) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    trl = results.get("trl_ppo")
+    base = (trl["total"], trl["cpu_total"]) if trl and "error" not in trl else None
     for name in IMPLS:
         s = results.get(name)
         if s is None:
@@ -541,13 +567,14 @@ def print_table(results: dict, spec: dict, repeats: int) -> None:
         if "error" in s:
             print(f"| {LABELS[name]} | failed: {s['error'].strip().splitlines()[-1][:80]} |||||||")
             continue
-        ratio = f"{s['total'] / ours['total']:.2f}x" if ours and "error" not in ours and name != "ours" else "1"
+        ratio = f"{base[0] / s['total']:.2f}x ({base[1] / s['cpu_total']:.2f}x)" if base else "n/a"
         print(f"| {LABELS[name]} | {s['total']:.3f} ({s['spread'][0]:.2f}-{s['spread'][1]:.2f}) | {s['rollout']:.3f} | "
-              f"{s['scoring']:.3f} | {s['update']:.3f} | {s['samples_per_s']:.1f} | {s['peak_rss_mb']:.0f} | "
-              f"{s['response_length']:.1f} | {ratio} |")
+              f"{s['scoring']:.3f} | {s['update']:.3f} | {s['samples_per_s']:.1f} | {s['cpu_total']:.3f} | "
+              f"{s['peak_rss_mb']:.0f} | {s['response_length']:.1f} | {ratio} |")
     print("* RLOO is a different algorithm (no value model; 8 prompts x 4 samples; sequence-level loss): "
           "same number of sampled responses, tokens and optimizer steps per iteration, not the same work.")
-    print("ours/TRL throughput = TRL seconds per iteration / ours. rollout = generation + policy/reference "
+    print("throughput vs TRL PPO = TRL PPO seconds per iteration / this row's. Response tokens: ours count "
+          "the EOS token, TRL PPO does not. rollout = generation + policy/reference "
           "log-probs + values; scoring = reward model; update = the rest (advantages, PPO epochs, logging).")
 
 
@@ -573,7 +600,7 @@ def main(argv=None) -> None:
     timed = args.iterations or (2 if args.quick else 4)
     spec = dict(SETUP, iterations=timed + 1)
     spec["prompts"] = make_prompt_pool(256, spec["max_prompt_tokens"], spec["seed"])
-    pythons = {"ours": sys.executable, "trl_ppo": args.python_trl112, "trl_rloo": args.python_trl116}
+    pythons = {"ours": sys.executable, "ours_reuse": sys.executable, "trl_ppo": args.python_trl112, "trl_rloo": args.python_trl116}
     impls = [n for n in args.only if Path(pythons[n]).exists()]
     for n in set(args.only) - set(impls):
         print(f"skipping {n}: no interpreter at {pythons[n]}")
@@ -595,7 +622,8 @@ def main(argv=None) -> None:
                 out = run_worker(pythons[n], n, spec_path, timeout)
                 runs[n].append(out)
                 msg = out.get("error", "").strip().splitlines()[-1:] if "error" in out else \
-                    f"{statistics.median(out['total'][1:]):.3f} s/it"
+                    f"{statistics.median(out['total']['wall'][1:]):.3f} s/it, " \
+                    f"{statistics.median(out['total']['cpu'][1:]):.3f} CPU s/it"
                 print(f"  repeat {r + 1}/{repeats} {n}: {msg}", flush=True)
     results = {}
     for n, rs in runs.items():

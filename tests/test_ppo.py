@@ -284,3 +284,14 @@ def test_bad_reward_shape_and_long_prompt_raise(random_lm):
     long_prompts = [[1] * 31] * 16  # 31 + 3 > n_positions = 32
     with pytest.raises(ValueError, match="context"):
         make_rollout(policy, reference, value, tok, long_prompts, cfg)
+
+
+def test_reused_sampler_logprobs_match_the_rescored_ones(random_lm):
+    policy, reference, value, tok, prompts = toy_setup(random_lm)
+    cfg = PPOConfig(batch_size=16, minibatch_size=8, max_new_tokens=4, max_prompt_tokens=None)
+    rescored = make_rollout(policy, reference, value, tok, prompts, cfg, torch.Generator().manual_seed(0))
+    reused = make_rollout(policy, reference, value, tok, prompts, cfg.with_(reuse_sampler_logprobs=True),
+                          torch.Generator().manual_seed(0))
+    assert torch.equal(rescored.input_ids, reused.input_ids)  # same samples
+    assert torch.equal(reused.logprobs, reused.rollout.logprobs * reused.response_mask)  # no second pass
+    assert torch.allclose(reused.logprobs, rescored.logprobs, atol=1e-5)  # a full forward pass agrees
