@@ -133,6 +133,9 @@ def token_mean_nll(chosen_token_logps: torch.Tensor, chosen_mask: torch.Tensor) 
         chosen_token_logps: (B, T) token log-probs of the chosen sequences.
         chosen_mask: (B, T) 1 on chosen-response tokens.
     """
+    if not isinstance(chosen_token_logps, torch.Tensor) or not chosen_token_logps.is_floating_point():
+        raise ValueError(f"chosen_token_logps: expected a floating-point (B, T) tensor, got "
+                         f"{getattr(chosen_token_logps, 'dtype', type(chosen_token_logps).__name__)}")
     if chosen_token_logps.shape != chosen_mask.shape or chosen_token_logps.dim() != 2:
         raise ValueError(f"chosen_token_logps/chosen_mask: expected equal (B, T) shapes, got "
                          f"{tuple(chosen_token_logps.shape)} and {tuple(chosen_mask.shape)}")
@@ -240,6 +243,10 @@ def pair_logprobs(model, batch: dict) -> PairLogprobs:
     holding ``input_ids``, ``attention_mask``, ``response_mask`` of shape (B, T_c) / (B, T_r).
     Returns :class:`PairLogprobs` of (B,) tensors (differentiable when grad is enabled).
     """
+    keys = ("input_ids", "attention_mask", "response_mask")
+    if not all(isinstance(batch.get(s), dict) and all(k in batch[s] for k in keys) for s in ("chosen", "rejected")):
+        raise ValueError("batch: expected {'chosen': b, 'rejected': b} with input_ids, attention_mask and "
+                         "response_mask in each b (from PairCollator)")
     c, r = batch["chosen"], batch["rejected"]
     B, T = c["input_ids"].shape[0], max(c["input_ids"].shape[1], r["input_ids"].shape[1])
     if r["input_ids"].shape[0] != B:
@@ -267,6 +274,8 @@ def reference_logprobs(model, tokenizer, pairs, max_len: int = 64, max_prompt_to
     """
     if len(pairs) == 0:
         raise ValueError("pairs: expected at least one preference pair, got 0")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size: expected an int >= 1, got {batch_size!r}")
     collate = PairCollator(tokenizer, max_len=max_len, max_prompt_tokens=max_prompt_tokens)
     was_training = model.training
     model.eval()
@@ -319,9 +328,15 @@ class DPOConfig:
             raise ValueError(f"beta: expected > 0, got {self.beta}")
         if not (math.isfinite(self.alpha) and self.alpha >= 0):
             raise ValueError(f"alpha: expected >= 0, got {self.alpha}")
-        for name in ("steps", "batch_size", "max_len", "eval_every", "eval_batch_size"):
+        for name in ("steps", "batch_size", "max_len", "eval_every", "eval_batch_size", "max_prompt_tokens",
+                     "n_eval_pairs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)}")
+        for name in ("lr", "grad_clip"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
+                raise ValueError(f"{name}: expected a finite number > 0, got {getattr(self, name)}")
+        if self.amp_dtype not in (None, "bfloat16", "float16"):
+            raise ValueError(f"amp_dtype: expected None, 'bfloat16' or 'float16', got {self.amp_dtype!r}")
 
     @classmethod
     def tiny(cls, **overrides) -> "DPOConfig":
@@ -377,6 +392,11 @@ def evaluate_dpo(policy, tokenizer, pairs, reference: PairLogprobs, config: DPOC
 
     pairs: N pairs; reference: their :func:`reference_logprobs` (N,). Returns a dict of floats.
     """
+    if not isinstance(config, DPOConfig):
+        raise ValueError(f"config: expected a DPOConfig, got {type(config).__name__}")
+    if not isinstance(reference, PairLogprobs) or len(reference.chosen) != len(pairs):
+        raise ValueError(f"reference: expected PairLogprobs with {len(pairs)} rows (one per pair), got "
+                         f"{len(reference.chosen) if isinstance(reference, PairLogprobs) else type(reference).__name__}")
     policy_now = reference_logprobs(policy, tokenizer, pairs, config.max_len,
                                     config.max_prompt_tokens, config.eval_batch_size)
     out = dpo_nll_loss(policy_now.chosen, policy_now.rejected, reference.chosen, reference.rejected,
@@ -413,6 +433,8 @@ def train_dpo(policy, tokenizer, train_pairs, eval_pairs=None, config: DPOConfig
     from tqdm.auto import tqdm
 
     config = config or DPOConfig()
+    if not isinstance(config, DPOConfig):
+        raise ValueError(f"config: expected a DPOConfig, got {type(config).__name__}")
     if len(train_pairs) < config.batch_size:
         raise ValueError(f"train_pairs: expected at least batch_size={config.batch_size} pairs, got {len(train_pairs)}")
     if reference_model is None and reference is None:
