@@ -49,11 +49,20 @@ class Rollout:
         return self.input_ids[:, self.prompt_length:]
 
 
+def _check_prompts(prompts, max_prompt_tokens) -> None:
+    if isinstance(prompts, (str, bytes)) or not hasattr(prompts, "__len__"):
+        raise ValueError(f"prompts: expected a list of strings (or token-id lists), got {type(prompts).__name__}")
+    if len(prompts) == 0:
+        raise ValueError("prompts: expected at least one prompt, got 0")
+    if max_prompt_tokens is not None and (not isinstance(max_prompt_tokens, int) or max_prompt_tokens < 1):
+        # ids[-0:] would silently keep the whole prompt
+        raise ValueError(f"max_prompt_tokens: expected an int >= 1 or None, got {max_prompt_tokens!r}")
+
+
 def encode_prompts(tokenizer, prompts: list[str], max_prompt_tokens: int | None = None,
                    device=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Left-padded prompt batch: ``input_ids`` (B, P) and ``attention_mask`` (B, P)."""
-    if len(prompts) == 0:
-        raise ValueError("prompts: expected at least one prompt, got 0")
+    _check_prompts(prompts, max_prompt_tokens)
     eos = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
     rows = []
@@ -100,6 +109,7 @@ def sample(model, tokenizer, prompts: list, max_new_tokens: int = 24, *, tempera
     """
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens: expected >= 1, got {max_new_tokens}")
+    _check_prompts(prompts, max_prompt_tokens)
     if temperature <= 0:
         raise ValueError(f"temperature: expected > 0, got {temperature}")
     if top_k < 0 or not 0 < top_p <= 1 or min_new_tokens < 0:
