@@ -158,6 +158,10 @@ def gdc_distributional_log_target(log_a: torch.Tensor, features: torch.Tensor,
 def moments(features: torch.Tensor, log_weights: torch.Tensor | None = None) -> torch.Tensor:
     """Self-normalised weighted mean of features (K,). features: (N, K); log_weights: (N,) or None."""
     features = torch.as_tensor(features, dtype=torch.float64)
+    if features.dim() != 2:
+        raise ValueError(f"features: expected (N, K), got {tuple(features.shape)}")
+    if log_weights is not None and tuple(torch.as_tensor(log_weights).shape) != (features.shape[0],):
+        raise ValueError(f"log_weights: expected ({features.shape[0]},), got {tuple(torch.as_tensor(log_weights).shape)}")
     if log_weights is None:
         return features.mean(0)
     w = torch.softmax(torch.as_tensor(log_weights, dtype=torch.float64), 0)  # (N,)
@@ -272,6 +276,10 @@ class RunningLogZ:
 
 def log_ratio(log_pi: torch.Tensor, log_P: torch.Tensor, log_z) -> torch.Tensor:
     """log t = log π(x) - log p(x) = log π(x) - log P(x) + log Z. All (B,) (log_z scalar)."""
+    _check_1d("log_pi", log_pi)
+    _check_1d("log_P", log_P, log_pi.shape[0])
+    if torch.as_tensor(log_z).numel() != 1:
+        raise ValueError(f"log_z: expected a scalar, got shape {tuple(torch.as_tensor(log_z).shape)}")
     return log_pi - log_P + log_z  # (B,) +inf where P(x) = 0
 
 
@@ -324,6 +332,8 @@ def fdpg_loss(seq_logprob: torch.Tensor, pseudo_rewards: torch.Tensor,
     if not torch.isfinite(pseudo_rewards).all():
         raise ValueError("pseudo_rewards: expected finite values (clip log(π/p) with "
                          "max_log_ratio when p has zeros and f'(∞) is infinite)")
+    if isinstance(baseline, torch.Tensor) and baseline.numel() != 1 and baseline.shape != pseudo_rewards.shape:
+        raise ValueError(f"baseline: expected a scalar or shape {tuple(pseudo_rewards.shape)}, got {tuple(baseline.shape)}")
     adv = (pseudo_rewards - baseline).detach()  # (B,) R - b
     loss = -adv * seq_logprob  # (B,) surrogate: grad = -(R - b) ∇ log π
     diag = dict(pseudo_reward=float(pseudo_rewards.mean()), advantage_std=float(adv.std()) if adv.numel() > 1 else 0.0)
@@ -395,6 +405,10 @@ class TabularPolicy(nn.Module):
     """
 
     def __init__(self, vocab_size: int, length: int, logits: list[torch.Tensor] | None = None):
+        if not isinstance(vocab_size, int) or vocab_size < 2:
+            raise ValueError(f"vocab_size: expected an int >= 2, got {vocab_size!r}")
+        if not isinstance(length, int) or length < 1:
+            raise ValueError(f"length: expected an int >= 1, got {length!r}")
         super().__init__()
         self.vocab_size, self.length = vocab_size, length
         if logits is None:
@@ -485,6 +499,8 @@ def make_exact_world(vocab_size: int = 6, length: int = 3, beta: float = 0.5, se
     The base a is a random autoregressive table (logits N(0, base_scale²)) with ``good_bias`` added
     to the logit of "good", so that the constraint "contains good" is rare-ish under a.
     """
+    if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta > 0):
+        raise ValueError(f"beta: expected a finite number > 0, got {beta!r}")
     names = ["good", "bad", "film", "plot", "the", "."] + [f"w{i}" for i in range(6, vocab_size)]
     seqs = enumerate_sequences(vocab_size, length)  # (N, L)
     base = TabularPolicy.random(vocab_size, length, scale=base_scale, seed=seed)
@@ -500,6 +516,8 @@ def make_exact_world(vocab_size: int = 6, length: int = 3, beta: float = 0.5, se
 
 def kl_from_logs(log_p: torch.Tensor, log_q: torch.Tensor) -> float:
     """KL(p||q) = Σ_{p>0} p (log p - log q) from log-probabilities (N,)."""
+    _check_1d("log_p", log_p)
+    _check_1d("log_q", log_q, log_p.shape[0])
     support = torch.isfinite(log_p)
     lp = torch.where(support, log_p, torch.zeros_like(log_p))
     return float(torch.where(support, lp.exp() * (lp - log_q), torch.zeros_like(lp)).sum())
@@ -514,6 +532,13 @@ def train_exact_fdpg(world: ExactWorld, log_P: torch.Tensor, divergence: str | F
     Returns (policy, history) with exact metrics per step: ``f_div`` D_f(π||p), ``kl_p_pi``
     KL(p||π), ``kl_pi_a`` KL(π||a), ``log_z_hat`` and ``log_z`` (true), ``satisfied`` π(b=1).
     """
+    resolve_divergence(divergence)
+    _check_1d("log_P", log_P, world.sequences.shape[0])
+    for name, v, lo in (("steps", steps, 0), ("batch_size", batch_size, 1)):
+        if not isinstance(v, int) or v < lo:
+            raise ValueError(f"{name}: expected an int >= {lo}, got {v!r}")
+    if not lr > 0:
+        raise ValueError(f"lr: expected > 0, got {lr}")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the tables are tiny: a second thread only adds synchronisation
     try:
@@ -608,6 +633,8 @@ class RLKLTask:
     def __post_init__(self):
         if not self.beta > 0:
             raise ValueError(f"beta: expected > 0, got {self.beta}")
+        if self.reward_fn is not None and not callable(self.reward_fn):
+            raise ValueError(f"reward_fn: expected a callable texts -> (B,) rewards or None, got {self.reward_fn!r}")
 
     def score(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """(alignment (B,) = r, log factor (B,) = r/β)."""
@@ -639,6 +666,18 @@ class FDPGConfig:
     """Held-out prompts (one response each) used to evaluate a policy."""
     extra: dict = field(default_factory=dict)
 
+    def __post_init__(self):
+        for name in ("iterations", "batch_size", "max_new_tokens", "max_prompt_tokens", "eval_samples"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name}: expected an int >= 1, got {v!r}")
+        for name in ("lr", "max_log_ratio", "max_grad_norm"):
+            v = getattr(self, name)
+            if v is None and name == "max_grad_norm":
+                continue
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise ValueError(f"{name}: expected a finite number > 0, got {v!r}")
+
     @classmethod
     def tiny(cls) -> "FDPGConfig":
         return cls()
@@ -659,10 +698,19 @@ class FDPGConfig:
 
 def sequence_logprobs(model, rollout) -> torch.Tensor:
     """log model(y | prompt) summed over the response tokens of a Rollout. Returns (B,)."""
+    if not all(hasattr(rollout, k) for k in ("input_ids", "attention_mask", "prompt_length", "response_mask")):
+        raise ValueError(f"rollout: expected a generation.Rollout, got {type(rollout).__name__}")
     from .logprobs import masked_sum, response_logprobs
 
     lp = response_logprobs(model, rollout.input_ids, rollout.attention_mask, rollout.prompt_length)  # (B, R)
     return masked_sum(lp, rollout.response_mask.to(lp.dtype), dim=-1)  # (B,)
+
+
+def _check_task_config(task, config) -> None:
+    if not callable(getattr(task, "score", None)):
+        raise ValueError(f"task: expected a GDCBinaryTask, RLKLTask or object with .score(texts), got {task!r}")
+    if not isinstance(config, FDPGConfig):
+        raise ValueError(f"config: expected an FDPGConfig, got {type(config).__name__}")
 
 
 def train_fdpg(policy, base, tokenizer, prompts: list[str], task, divergence: str | FDivergence,
@@ -684,7 +732,8 @@ def train_fdpg(policy, base, tokenizer, prompts: list[str], task, divergence: st
     from .generation import sample
 
     div = resolve_divergence(divergence)
-    config = config or FDPGConfig()
+    config = FDPGConfig() if config is None else config
+    _check_task_config(task, config)
     prompts = list(prompts)
     if len(prompts) == 0:
         raise ValueError("prompts: expected at least one prompt")
@@ -722,6 +771,8 @@ def train_fdpg(policy, base, tokenizer, prompts: list[str], task, divergence: st
 
 def distinct_n(texts: list[str], n: int) -> float:
     """Distinct-n diversity: unique word n-grams / all word n-grams over ``texts`` (0 if none)."""
+    if isinstance(texts, str):
+        raise ValueError("texts: expected a list of strings, got a single string")
     if n < 1:
         raise ValueError(f"n: expected >= 1, got {n}")
     grams = [tuple(w[i:i + n]) for w in (t.split() for t in texts) for i in range(len(w) - n + 1)]
@@ -736,6 +787,9 @@ def evaluate_policy(policy, base, tokenizer, prompts: list[str], task, config: F
     from .generation import sample
 
     config = config or FDPGConfig()
+    _check_task_config(task, config)
+    if isinstance(prompts, str) or len(prompts) == 0:
+        raise ValueError("prompts: expected a non-empty list of prompts")
     ro = sample(policy, tokenizer, list(prompts), config.max_new_tokens, seed=seed,
                 max_prompt_tokens=config.max_prompt_tokens)
     kl = (sequence_logprobs(policy, ro) - sequence_logprobs(base, ro)).mean()
