@@ -40,6 +40,21 @@ from .rewards import FineGrainedOutput, gold_reward, kl_shaped_rewards, sequence
 # Configuration
 # ------------------------------------------------------------------------------------------
 
+def _check_count(name: str, v) -> None:
+    if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+        raise ValueError(f"{name}: expected an int >= 1, got {v!r}")
+
+
+def _check_prompt_length(input_ids, attention_mask, prompt_length) -> None:
+    if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
+        raise ValueError(f"input_ids: expected a (B, P+R) tensor, got {getattr(input_ids, 'shape', input_ids)!r}")
+    if not isinstance(attention_mask, torch.Tensor) or attention_mask.shape != input_ids.shape:
+        raise ValueError(f"attention_mask: expected shape {tuple(input_ids.shape)}, got "
+                         f"{tuple(getattr(attention_mask, 'shape', ()))}")
+    if not isinstance(prompt_length, int) or not 1 <= prompt_length < input_ids.shape[1]:
+        raise ValueError(f"prompt_length: expected an int in [1, {input_ids.shape[1]}), got {prompt_length!r}")
+
+
 @dataclass
 class PPOConfig:
     """Settings of one PPO(-ptx) run. Presets: :meth:`tiny`, :meth:`gpt2`, :meth:`gpt2_t4`."""
@@ -117,6 +132,21 @@ class PPOConfig:
             raise ValueError(f"ptx_coef: expected >= 0, got {self.ptx_coef}")
         if self.clip_eps <= 0 or self.value_clip_eps <= 0:
             raise ValueError("clip_eps/value_clip_eps: expected > 0")
+        for name in ("iterations", "batch_size", "max_new_tokens", "ppo_epochs", "minibatch_size", "ptx_batch_size",
+                     "eval_every", "kl_horizon"):
+            _check_count(name, getattr(self, name))
+        for name in ("max_prompt_tokens", "micro_batch_size"):
+            if getattr(self, name) is not None:
+                _check_count(name, getattr(self, name))
+        for name in ("lr", "value_lr", "max_grad_norm", "kl_target"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
+                raise ValueError(f"{name}: expected a finite number > 0, got {getattr(self, name)}")
+        if not (math.isfinite(self.vf_coef) and self.vf_coef >= 0):
+            raise ValueError(f"vf_coef: expected a finite number >= 0, got {self.vf_coef}")
+        if self.target_approx_kl is not None and not self.target_approx_kl > 0:
+            raise ValueError(f"target_approx_kl: expected > 0 or None, got {self.target_approx_kl}")
+        if self.dtype not in ("float32", "bfloat16", "float16"):
+            raise ValueError(f"dtype: expected 'float32', 'bfloat16' or 'float16', got {self.dtype!r}")
         if self.batch_size % self.minibatch_size:
             raise ValueError(f"minibatch_size: expected a divisor of batch_size={self.batch_size}, "
                              f"got {self.minibatch_size}")
@@ -286,8 +316,8 @@ def ppo_ptx_loss(ppo_loss: torch.Tensor, ptx_nll: torch.Tensor, ptx_coef: float)
     J = E[r - beta r_reg] + gamma E_pretrain[log pi(x)]; minimising ``ppo_loss + gamma * nll`` does
     gradient ascent on J. ptx_coef = gamma >= 0. With gamma = 0 this is exactly ``ppo_loss``.
     """
-    if ptx_coef < 0:
-        raise ValueError(f"ptx_coef: expected >= 0, got {ptx_coef}")
+    if not (math.isfinite(ptx_coef) and ptx_coef >= 0):
+        raise ValueError(f"ptx_coef: expected a finite number >= 0, got {ptx_coef}")
     if ptx_coef == 0:
         return ppo_loss
     return ppo_loss + ptx_coef * ptx_nll  # eq. 6: - J = L_PPO - gamma E[log pi(x)]
@@ -359,6 +389,7 @@ class PPOBatch:
 def response_values(value_model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                     prompt_length: int) -> torch.Tensor:
     """V(s_t) for each response token t: the value head at the position just before it. Returns (B, R)."""
+    _check_prompt_length(input_ids, attention_mask, prompt_length)
     v = value_model(input_ids, attention_mask)  # (B, P+R)
     return v[:, prompt_length - 1:-1]  # (B, R)
 
@@ -369,6 +400,8 @@ def reward_model_scores(reward_model, rollout: Rollout) -> torch.Tensor:
     each response's last real token. Use when the reward model shares the policy's tokenizer and
     was trained on the same layout; otherwise score decoded texts (e.g. ``bradley_terry.score_texts``).
     """
+    if not all(hasattr(rollout, k) for k in ("input_ids", "attention_mask", "response_mask", "prompt_length")):
+        raise ValueError(f"rollout: expected a generation.Rollout, got {type(rollout).__name__}")
     P = rollout.prompt_length
     mask = torch.cat([rollout.attention_mask[:, :P], rollout.response_mask], 1)  # (B, P+R)
     return reward_model.score(rollout.input_ids, mask).float()  # (B,)
@@ -376,6 +409,8 @@ def reward_model_scores(reward_model, rollout: Rollout) -> torch.Tensor:
 
 def check_context(model: nn.Module, prompt_length: int, max_new_tokens: int) -> None:
     """Raise ``ValueError`` when prompt + response cannot fit the model's context window."""
+    _check_count("prompt_length", prompt_length)
+    _check_count("max_new_tokens", max_new_tokens)
     n_ctx = getattr(model.config, "n_positions", None)
     if n_ctx is not None and prompt_length + max_new_tokens > n_ctx:
         raise ValueError(f"prompts: {prompt_length} prompt tokens + {max_new_tokens} new tokens exceed the "
@@ -388,6 +423,8 @@ def make_rollout(policy, reference, value_model, tokenizer, prompts: list[str], 
     """Sample one response per prompt with the safe sampler and score it under all three models."""
     from .generation import encode_prompts
 
+    if not isinstance(config, PPOConfig):
+        raise ValueError(f"config: expected a PPOConfig, got {type(config).__name__}")
     ids, _ = encode_prompts(tokenizer, prompts, config.max_prompt_tokens)
     check_context(policy, ids.shape[1], config.max_new_tokens)
     ro: Rollout = sample(policy, tokenizer, prompts, config.max_new_tokens, generator=generator,
@@ -421,6 +458,11 @@ def _response_logits(model, input_ids, attention_mask, prompt_length: int) -> to
 
 def response_logprobs_masked(model, input_ids, attention_mask, prompt_length, mask) -> torch.Tensor:
     """Response log-probs (B, R) under ``model``, zero where ``mask`` (B, R) is 0."""
+    _check_prompt_length(input_ids, attention_mask, prompt_length)
+    R = input_ids.shape[1] - prompt_length
+    if not isinstance(mask, torch.Tensor) or tuple(mask.shape) != (input_ids.shape[0], R):
+        raise ValueError(f"mask: expected shape (B, R) = {(input_ids.shape[0], R)}, got "
+                         f"{tuple(getattr(mask, 'shape', ()))}")
     logits = _response_logits(model, input_ids, attention_mask, prompt_length)  # (B, R, V)
     return logprobs_of_labels(logits, input_ids[:, prompt_length:]) * mask  # (B, R)
 
@@ -431,6 +473,10 @@ def score_batch(batch: PPOBatch, reward_out, beta: float, config: PPOConfig) -> 
     reward_out: a (B,) tensor of holistic scores (placed on the last token) or a
     :class:`rlhf_edu.rewards.FineGrainedOutput` with dense (B, R) scores.
     """
+    if not isinstance(batch, PPOBatch):
+        raise ValueError(f"batch: expected a PPOBatch (from make_rollout), got {type(batch).__name__}")
+    if not isinstance(config, PPOConfig):
+        raise ValueError(f"config: expected a PPOConfig, got {type(config).__name__}")
     m = batch.response_mask
     if isinstance(reward_out, FineGrainedOutput):
         token_scores = reward_out.token_scores.to(m.device)  # (B, R)
@@ -438,9 +484,9 @@ def score_batch(batch: PPOBatch, reward_out, beta: float, config: PPOConfig) -> 
         token_scores = sequence_to_token_scores(reward_out.to(m.device), m)  # (B, R)
     else:
         shape = tuple(reward_out.shape) if isinstance(reward_out, torch.Tensor) else type(reward_out).__name__
-        raise ValueError(f"reward: expected a ({m.shape[0]},) tensor or a FineGrainedOutput, got {shape}")
+        raise ValueError(f"reward_out: expected a ({m.shape[0]},) tensor or a FineGrainedOutput, got {shape}")
     if token_scores.shape != m.shape:
-        raise ValueError(f"reward: expected token scores of shape {tuple(m.shape)}, got {tuple(token_scores.shape)}")
+        raise ValueError(f"reward_out: expected token scores of shape {tuple(m.shape)}, got {tuple(token_scores.shape)}")
     shaped = kl_shaped_rewards(token_scores, batch.logprobs, batch.ref_logprobs, m, beta, config.kl_estimator)
     adv, ret = gae(shaped.rewards, batch.values, m, config.gamma, config.lam)  # (B, R)
     if config.whiten_advantages:
@@ -457,6 +503,10 @@ def ptx_blocks(tokenizer, texts: list[str], block_tokens: int = 32, max_blocks: 
     """Pack documents, each followed by EOS, into blocks of ``block_tokens`` tokens. Returns (N, L)."""
     if block_tokens < 2:
         raise ValueError(f"block_tokens: expected >= 2, got {block_tokens}")
+    if max_blocks is not None:
+        _check_count("max_blocks", max_blocks)
+    if isinstance(texts, str):
+        raise ValueError("texts: expected a list of strings, got a single string")
     ids: list[int] = []
     for t in texts:
         ids += tokenizer(t, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
@@ -471,6 +521,10 @@ def ptx_blocks(tokenizer, texts: list[str], block_tokens: int = 32, max_blocks: 
 @torch.no_grad()
 def heldout_lm_loss(model: nn.Module, blocks: torch.Tensor, batch_size: int = 32) -> float:
     """Mean next-token NLL (nats) of ``model`` on held-out blocks (N, L)."""
+    if not isinstance(blocks, torch.Tensor) or blocks.dim() != 2 or blocks.is_floating_point() or len(blocks) == 0:
+        raise ValueError(f"blocks: expected a non-empty (N, L) tensor of token ids, got "
+                         f"{getattr(blocks, 'dtype', '')} {tuple(getattr(blocks, 'shape', ()))}")
+    _check_count("batch_size", batch_size)
     device = next(model.parameters()).device
     total, count = 0.0, 0
     for i in range(0, len(blocks), batch_size):
@@ -487,6 +541,8 @@ def evaluate_policy(policy, tokenizer, prompts: list[str], max_new_tokens: int, 
 
     Returns ``{"gold": (B,) tensor, "proxy": (B,) tensor or None, "texts": list}``.
     """
+    if reward_fn is not None and not callable(reward_fn):
+        raise ValueError(f"reward_fn: expected a callable rollout -> rewards or None, got {reward_fn!r}")
     ro = sample(policy, tokenizer, prompts, max_new_tokens, seed=seed, max_prompt_tokens=max_prompt_tokens)
     proxy = reward_fn(ro) if reward_fn is not None else None
     if isinstance(proxy, FineGrainedOutput):
@@ -529,6 +585,10 @@ def _minibatch_losses(policy, value_model, batch: PPOBatch, idx: torch.Tensor, c
 def ppo_update(policy, value_model, optimizer, batch: PPOBatch, config: PPOConfig,
                ptx_data: torch.Tensor | None = None, generator: torch.Generator | None = None) -> dict:
     """PPO epochs over one scored rollout; returns the mean diagnostics of the steps taken."""
+    if not isinstance(config, PPOConfig):
+        raise ValueError(f"config: expected a PPOConfig, got {type(config).__name__}")
+    if not isinstance(batch, PPOBatch) or batch.advantages is None or batch.returns is None:
+        raise ValueError("batch: expected a PPOBatch scored by score_batch (with advantages and returns)")
     B, device = batch.input_ids.shape[0], batch.input_ids.device
     micro = config.micro_batch_size or config.minibatch_size
     stats = {k: [] for k in ("policy_loss", "value_loss", "ptx_loss", "clipfrac", "value_clipfrac",
@@ -601,6 +661,10 @@ def train_ppo(config: PPOConfig, policy, reference, value_model, tokenizer, prom
     """
     from tqdm.auto import tqdm
 
+    if not isinstance(config, PPOConfig):
+        raise ValueError(f"config: expected a PPOConfig, got {type(config).__name__}")
+    if not callable(reward_fn):
+        raise ValueError(f"reward_fn: expected a callable rollout -> rewards, got {reward_fn!r}")
     if len(prompts) < config.batch_size:
         raise ValueError(f"prompts: expected at least batch_size={config.batch_size}, got {len(prompts)}")
     if config.ptx_coef > 0 and ptx_data is None:
