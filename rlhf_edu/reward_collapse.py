@@ -55,6 +55,14 @@ def _one_thread():
 # ----------------------------------------------------------------------------------------------
 # Utility families
 # ----------------------------------------------------------------------------------------------
+UTILITY_KINDS = ("power", "inverse_power", "logsigmoid", "linear")
+
+
+def _check_utility(utility) -> None:
+    if not isinstance(utility, Utility):
+        raise ValueError(f"utility: expected a Utility (e.g. power_utility(0.5)), got {type(utility).__name__}")
+
+
 @dataclass(frozen=True)
 class Utility:
     """An increasing concave utility U of a reward difference x, with its derivatives.
@@ -69,6 +77,16 @@ class Utility:
     """One of ``power`` (x^gamma), ``inverse_power`` (-x^-gamma, log x at gamma 0), ``logsigmoid``, ``linear``."""
     param: float = 0.0
     """gamma for the power classes, sigma for ``logsigmoid``; unused for ``linear``."""
+
+    def __post_init__(self):
+        if self.kind not in UTILITY_KINDS:
+            raise ValueError(f"kind: expected one of {UTILITY_KINDS}, got {self.kind!r}")
+        p = self.param
+        ok = isinstance(p, (int, float)) and math.isfinite(p) and {
+            "power": 0 < p < 1, "inverse_power": 0 <= p <= 1, "logsigmoid": p > 0, "linear": True}[self.kind]
+        if not ok:
+            raise ValueError(f"param: {p!r} is outside the range of a {self.kind} utility "
+                             "(power: 0 < gamma < 1; inverse_power: 0 <= gamma <= 1; logsigmoid: sigma > 0)")
 
     @property
     def name(self) -> str:
@@ -186,6 +204,8 @@ def prompt_aware_utility(open_ended: bool) -> Utility:
     -1/x (Theorem 2, gamma = 1) spreads the rewards evenly (Beta(1, 1), uniform); x pushes them to
     the two ends, the two-group shape a closed-ended prompt's answers should get.
     """
+    if not isinstance(open_ended, (bool, np.bool_)):
+        raise ValueError(f"open_ended: expected a bool, got {open_ended!r}")
     return inverse_power_utility(1.0) if open_ended else linear_utility()
 
 
@@ -198,6 +218,7 @@ def beta_limit(utility: Utility):
     """
     from scipy.stats import beta
 
+    _check_utility(utility)
     if utility.kind == "power":
         a = (1 - utility.param) / 2  # Theorem 1
     elif utility.kind == "inverse_power":
@@ -230,6 +251,7 @@ def _pair_diffs(r: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray
 
 def total_utility(rewards, utility: Utility) -> float:
     """The objective of (4): sum over i < j of U(r_i - r_j), rewards sorted best first, in [0, 1]."""
+    _check_utility(utility)
     r = _check_rewards(rewards, need_strict=utility.kind == "inverse_power")
     diffs, _ = _pair_diffs(r)
     return float(utility.value(diffs).sum())
@@ -250,7 +272,10 @@ def gap_gradient_hessian(rewards, utility: Utility) -> tuple[np.ndarray, np.ndar
     Gap k lies inside pair (i, j) when i <= k < j, so dF/dd_k = sum_{i <= k < j} U'(r_i - r_j) and
     d2F/dd_k dd_l = sum_{i <= min(k, l), j > max(k, l)} U''(r_i - r_j).
     """
+    _check_utility(utility)
     r = np.asarray(rewards, dtype=np.float64)
+    if r.ndim != 1 or r.size < 2:  # light check: the Newton solver calls this on every step
+        raise ValueError(f"rewards: expected a 1-D array of at least 2 rewards, got shape {r.shape}")
     n = r.size
     diffs, iu = _pair_diffs(r)
     a1, a2 = np.zeros((n, n)), np.zeros((n, n))
@@ -271,6 +296,7 @@ def kkt_gap(rewards, utility: Utility) -> float:
     no larger on zero gaps), and bounds the objective's distance to the optimum. Returned relative
     to max_k |g_k|.
     """
+    _check_utility(utility)
     r = _check_rewards(rewards, need_strict=utility.kind == "inverse_power")
     if r[0] != 1.0 or r[-1] != 0.0:
         return math.inf  # not using the full range: raising r_1 or lowering r_n is an ascent direction
@@ -323,6 +349,10 @@ def optimal_rewards(n: int, utility: Utility, tol: float = 1e-10, max_steps: int
         raise ValueError(f"n: expected an int >= 2, got {n!r}")
     if not isinstance(utility, Utility):
         raise ValueError(f"utility: expected a Utility, got {type(utility).__name__}")
+    if not (isinstance(tol, (int, float)) and tol > 0):
+        raise ValueError(f"tol: expected a number > 0, got {tol!r}")
+    if not (isinstance(max_steps, (int, np.integer)) and max_steps >= 1):
+        raise ValueError(f"max_steps: expected an int >= 1, got {max_steps!r}")
     m = n - 1
     d = np.full(m, 1.0 / m)  # equal gaps: evenly spaced rewards
     objective = lambda gaps: float(utility.value(_pair_diffs(_rewards_from_gaps(gaps))[0]).sum())
@@ -369,6 +399,7 @@ def ks_distance(rewards, utility: Utility) -> float:
     """
     from scipy.stats import kstest
 
+    _check_utility(utility)
     r = np.asarray(rewards, dtype=np.float64)
     if r.ndim != 1 or r.size < 2 or r.min() < 0 or r.max() > 1:
         raise ValueError("rewards: expected a 1-D array of values in [0, 1]")
@@ -390,6 +421,14 @@ class RankingTask:
     quality: torch.Tensor
     open_ended: torch.Tensor
 
+    def __post_init__(self):
+        if not isinstance(self.quality, torch.Tensor) or self.quality.dim() != 2 or self.quality.shape[1] < 2:
+            raise ValueError(f"quality: expected a (P, n) tensor with n >= 2, got "
+                             f"{tuple(getattr(self.quality, 'shape', ())) or type(self.quality).__name__}")
+        if not isinstance(self.open_ended, torch.Tensor) or self.open_ended.shape != self.quality.shape[:1]:
+            raise ValueError(f"open_ended: expected a ({self.quality.shape[0]},) bool tensor, got "
+                             f"{tuple(getattr(self.open_ended, 'shape', ())) or type(self.open_ended).__name__}")
+
 
 def make_ranking_task(n_prompts: int = 32, n_completions: int = 16, seed: int = 0,
                       spread: float = 0.03) -> RankingTask:
@@ -397,6 +436,8 @@ def make_ranking_task(n_prompts: int = 32, n_completions: int = 16, seed: int = 
     if n_prompts < 2 or n_prompts % 2 or n_completions < 2:
         raise ValueError(f"n_prompts/n_completions: expected an even n_prompts >= 2 and n_completions >= 2, "
                          f"got {n_prompts} and {n_completions}")
+    if not spread >= 0:
+        raise ValueError(f"spread: expected >= 0, got {spread}")
     g = torch.Generator().manual_seed(seed)
     half = n_prompts // 2
     open_q = torch.rand(half, n_completions, generator=g)  # (P/2, n) uniform on [0, 1]
@@ -419,6 +460,10 @@ class RankingRewardNet(torch.nn.Module):
     """
 
     def __init__(self, task: "RankingTask", clip: float = 0.02):
+        if not isinstance(task, RankingTask):
+            raise ValueError(f"task: expected a RankingTask, got {type(task).__name__}")
+        if not 0 < clip < 0.5:
+            raise ValueError(f"clip: expected a number in (0, 0.5), got {clip}")
         super().__init__()
         q = task.quality.clamp(clip, 1 - clip)  # (P, n)
         self.logits = torch.nn.Parameter(torch.log(q) - torch.log1p(-q))  # (P, n) logit(q)
@@ -437,6 +482,8 @@ def ranking_utility_loss(rewards: torch.Tensor, utilities: list[Utility], eps: f
     """
     if rewards.dim() != 2 or rewards.shape[1] < 2:
         raise ValueError(f"rewards: expected shape (P, n) with n >= 2, got {tuple(rewards.shape)}")
+    if not eps > 0:
+        raise ValueError(f"eps: expected > 0, got {eps}")
     if len(utilities) != rewards.shape[0]:
         raise ValueError(f"utilities: expected {rewards.shape[0]} (one per prompt), got {len(utilities)}")
     i, j = torch.triu_indices(rewards.shape[1], rewards.shape[1], offset=1)
@@ -463,6 +510,14 @@ class CollapseTrainConfig:
     show_progress: bool = True
     """Show a tqdm progress bar."""
 
+    def __post_init__(self):
+        for name in ("steps", "snapshot_every"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name}: expected an int >= 1, got {getattr(self, name)!r}")
+        for name in ("lr", "eps"):
+            if not (isinstance(getattr(self, name), (int, float)) and getattr(self, name) > 0):
+                raise ValueError(f"{name}: expected a number > 0, got {getattr(self, name)!r}")
+
     @classmethod
     def tiny(cls, **overrides) -> "CollapseTrainConfig":
         """CPU preset (a few seconds): the experiment is tiny at every scale."""
@@ -484,6 +539,12 @@ def train_ranking_rewards(task: RankingTask, utility_for, config: CollapseTrainC
     """
     from tqdm.auto import tqdm
 
+    if not isinstance(task, RankingTask):
+        raise ValueError(f"task: expected a RankingTask, got {type(task).__name__}")
+    if not callable(utility_for):
+        raise ValueError(f"utility_for: expected a callable open_ended -> Utility, got {utility_for!r}")
+    if not isinstance(config, CollapseTrainConfig):
+        raise ValueError(f"config: expected a CollapseTrainConfig, got {type(config).__name__}")
     model = RankingRewardNet(task)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     utilities = [utility_for(bool(o)) for o in task.open_ended]
