@@ -9,6 +9,7 @@ reward rises while the gold reward does not.
 from __future__ import annotations
 
 import functools
+import math
 
 import torch
 
@@ -24,6 +25,9 @@ def gold_reward(texts: list[str]) -> torch.Tensor:
     """VADER compound sentiment of each text. texts: list of B strings. Returns (B,) float32 in [-1, 1]."""
     if isinstance(texts, str):
         raise ValueError("texts: expected a list of strings, got a single string")
+    bad = next((t for t in texts if not isinstance(t, str)), None)
+    if bad is not None:
+        raise ValueError(f"texts: expected a list of strings, got an element of type {type(bad).__name__}")
     analyzer = _vader()
     return torch.tensor([analyzer.polarity_scores(t)["compound"] for t in texts], dtype=torch.float32)
 
@@ -63,6 +67,9 @@ def per_token_kl(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, estimator: 
     if logprobs.shape != ref_logprobs.shape:
         raise ValueError(f"logprobs/ref_logprobs: expected equal shapes, got {tuple(logprobs.shape)} "
                          f"and {tuple(ref_logprobs.shape)}")
+    for name, t in (("logprobs", logprobs), ("ref_logprobs", ref_logprobs)):
+        if not t.is_floating_point():
+            raise ValueError(f"{name}: expected floating-point log-probs, got {t.dtype}")
     from .divergences import k1, k3
 
     log_ratio = ref_logprobs - logprobs  # (B, R) log pi_ref/pi, the divergences module's convention
@@ -150,6 +157,8 @@ SENTENCE_END = re.compile(r"[.!?]")
 def response_token_strings(tokenizer, response_ids: torch.Tensor, mask: torch.Tensor) -> list[list[str]]:
     """Decode each real response token on its own. response_ids, mask: (B, R). EOS decodes to ""."""
     _check_mask_pair("response_ids", response_ids, mask)
+    if response_ids.is_floating_point():
+        raise ValueError(f"response_ids: expected integer token ids, got {response_ids.dtype}")
     eos = tokenizer.eos_token_id
     out = []
     for ids, m in zip(response_ids.tolist(), mask.tolist()):
@@ -165,8 +174,20 @@ def _segments_from_ends(tokens: list[str], ends: list[int]) -> list[Segment]:
     return segs
 
 
+def _check_tokens(tokens) -> None:
+    if isinstance(tokens, str) or not isinstance(tokens, (list, tuple)):
+        raise ValueError(f"tokens: expected a list of token strings, got {type(tokens).__name__}")
+
+
+def _check_batch_lengths(prompts, segments, tokens) -> None:
+    n = {"prompts": len(prompts), "segments": len(segments), "tokens": len(tokens)}
+    if len(set(n.values())) != 1:
+        raise ValueError(f"prompts/segments/tokens: expected one entry per response each, got {n}")
+
+
 def whole_response_segments(tokens: list[str]) -> list[Segment]:
     """One segment, the whole response, ending at its last token (the holistic density)."""
+    _check_tokens(tokens)
     return _segments_from_ends(tokens, [len(tokens) - 1] if tokens else [])
 
 
@@ -176,6 +197,7 @@ def sentence_segments(tokens: list[str]) -> list[Segment]:
     tokens: the response's token strings (:func:`response_token_strings`). A response with no
     sentence end is one segment.
     """
+    _check_tokens(tokens)
     ends = [i for i, t in enumerate(tokens) if SENTENCE_END.search(t)]
     if tokens and (not ends or ends[-1] != len(tokens) - 1):
         ends.append(len(tokens) - 1)
@@ -186,6 +208,7 @@ def span_segments(tokens: list[str], size: int) -> list[Segment]:
     """Fixed-size spans of ``size`` tokens (the last may be shorter)."""
     if not isinstance(size, int) or size < 1:
         raise ValueError(f"size: expected a positive int, got {size!r}")
+    _check_tokens(tokens)
     ends = list(range(size - 1, len(tokens) - 1, size)) + ([len(tokens) - 1] if tokens else [])
     return _segments_from_ends(tokens, ends)
 
@@ -198,6 +221,8 @@ def segment_rewards_to_tokens(segments: list[list[Segment]], values: list[list[f
     """
     if len(segments) != len(values):
         raise ValueError(f"segments/values: expected equal lengths, got {len(segments)} and {len(values)}")
+    if not isinstance(R, int) or R < 1:
+        raise ValueError(f"R: expected an int >= 1 (response columns), got {R!r}")
     out = torch.zeros(len(segments), R)  # (B, R)
     for b, (segs, vals) in enumerate(zip(segments, values)):
         if len(segs) != len(vals):
@@ -221,6 +246,7 @@ def sentence_sentiment(prompts: list[str], segments: list[list[Segment]], tokens
     segments that commit the error, as an error-category reward model would give. A rule-based
     stand-in for the learned per-category models of Lecture 6.
     """
+    _check_batch_lengths(prompts, segments, tokens)
     flat = [s.text for segs in segments for s in segs]
     scores = gold_reward(flat).tolist() if flat else []
     if negative_only:
@@ -240,6 +266,10 @@ def ngrams_repeated(tokens: list[str], start: int, end: int, n: int = 2) -> floa
     """
     if n < 1:
         raise ValueError(f"n: expected >= 1, got {n}")
+    if not 0 <= start:
+        raise ValueError(f"start: expected >= 0, got {start}")
+    if not end < len(tokens):
+        raise ValueError(f"end: expected < len(tokens) = {len(tokens)}, got {end}")
     norm = [t.strip().lower() for t in tokens]
     seen, hits, total = set(), 0, 0
     for i in range(n - 1, end + 1):
@@ -254,6 +284,9 @@ def ngrams_repeated(tokens: list[str], start: int, end: int, n: int = 2) -> floa
 def span_repetition(prompts: list[str], segments: list[list[Segment]], tokens: list[list[str]],
                     n: int = 2) -> list[list[float]]:
     """The repetition category: minus the repeated-n-gram fraction of each span (0 is best)."""
+    if n < 1:
+        raise ValueError(f"n: expected >= 1, got {n}")
+    _check_batch_lengths(prompts, segments, tokens)
     return [[-ngrams_repeated(tok, s.start, s.end, n) for s in segs] for segs, tok in zip(segments, tokens)]
 
 
@@ -263,6 +296,8 @@ def text_scorer(score_texts: Callable[[list[str], list[str]], torch.Tensor]):
     Each segment is scored as the text from the start of the response up to its end, so with
     :func:`whole_response_segments` this is the usual holistic reward R_phi(x, y).
     """
+    if not callable(score_texts):
+        raise ValueError(f"score_texts: expected a callable (prompts, responses) -> (B,), got {score_texts!r}")
     def scorer(prompts, segments, tokens):
         ps = [p for p, segs in zip(prompts, segments) for _ in segs]
         ys = ["".join(tok[:s.end + 1]) for segs, tok in zip(segments, tokens) for s in segs]
@@ -287,6 +322,15 @@ class RewardCategory:
     """Splits a response's token strings into segments (sentence, span, whole response)."""
     scorer: Callable
     """(prompts, segments, tokens) -> B lists of per-segment rewards R_k(x, y, j)."""
+
+    def __post_init__(self):
+        if not isinstance(self.name, str):
+            raise ValueError(f"name: expected a str, got {self.name!r}")
+        if not (isinstance(self.weight, (int, float)) and math.isfinite(self.weight)):
+            raise ValueError(f"weight: expected a finite number, got {self.weight!r}")
+        for k in ("segmenter", "scorer"):
+            if not callable(getattr(self, k)):
+                raise ValueError(f"{k}: expected a callable, got {getattr(self, k)!r}")
 
 
 class FineGrainedOutput(NamedTuple):
@@ -314,6 +358,8 @@ def fine_grained_scores(categories: list[RewardCategory], prompts: list[str], to
         raise ValueError("categories: expected at least one RewardCategory, got none")
     if len(prompts) != len(tokens):
         raise ValueError(f"prompts/tokens: expected equal lengths, got {len(prompts)} and {len(tokens)}")
+    if not isinstance(R, int) or R < 1:
+        raise ValueError(f"R: expected an int >= 1 (response columns), got {R!r}")
     per_cat, queries, segs_out = {}, {}, {}
     total = torch.zeros(len(tokens), R)  # (B, R)
     for cat in categories:
@@ -330,6 +376,8 @@ class FineGrainedReward:
     """A reward function for :func:`rlhf_edu.ppo.train_ppo`: rollout -> :class:`FineGrainedOutput`."""
 
     def __init__(self, categories: list[RewardCategory], tokenizer):
+        if not categories or not all(isinstance(c, RewardCategory) for c in categories):
+            raise ValueError(f"categories: expected a non-empty list of RewardCategory, got {categories!r}")
         self.categories, self.tokenizer = list(categories), tokenizer
 
     def __call__(self, rollout) -> FineGrainedOutput:
