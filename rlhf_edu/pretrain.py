@@ -79,10 +79,25 @@ class PretrainConfig:
             raise ValueError(f"{bad}: expected >= 0, got {getattr(self, bad)}")
 
 
+def _check_docs(docs) -> None:
+    if isinstance(docs, str) or not hasattr(docs, "__len__") or len(docs) == 0:
+        raise ValueError(f"docs: expected a non-empty list of strings, got {type(docs).__name__}")
+
+
+def _check_blocks(name: str, blocks) -> None:
+    if not isinstance(blocks, torch.Tensor) or blocks.dim() != 2 or blocks.is_floating_point() or len(blocks) == 0:
+        raise ValueError(f"{name}: expected a non-empty (N, T) tensor of token ids, got "
+                         f"{getattr(blocks, 'dtype', '')} {tuple(getattr(blocks, 'shape', ()))}")
+
+
 def train_tokenizer(docs: list[str], vocab_size: int = 8192):
     """A byte-level BPE ``PreTrainedTokenizerFast`` trained on ``docs`` (EOS = pad = bos)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
+
+    _check_docs(docs)
+    if not isinstance(vocab_size, int) or vocab_size < 2:
+        raise ValueError(f"vocab_size: expected an int >= 2, got {vocab_size!r}")
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -98,6 +113,9 @@ def train_tokenizer(docs: list[str], vocab_size: int = 8192):
 
 def pack_blocks(tokenizer, docs: list[str], block_size: int) -> torch.Tensor:
     """Concatenate documents separated by EOS and cut into (N, block_size) blocks."""
+    _check_docs(docs)
+    if not isinstance(block_size, int) or block_size < 2:
+        raise ValueError(f"block_size: expected an int >= 2, got {block_size!r}")
     ids: list[int] = []
     for enc in tokenizer(docs, add_special_tokens=False)["input_ids"]:
         ids.extend(enc + [tokenizer.eos_token_id])
@@ -108,6 +126,9 @@ def pack_blocks(tokenizer, docs: list[str], block_size: int) -> torch.Tensor:
 @torch.no_grad()
 def perplexity(model, blocks: torch.Tensor, batch_size: int = 32) -> float:
     """exp(mean next-token NLL) over all predicted tokens of ``blocks`` (N, T)."""
+    _check_blocks("blocks", blocks)
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size: expected an int >= 1, got {batch_size!r}")
     model.eval()
     total, count = 0.0, 0
     for i in range(0, len(blocks), batch_size):
@@ -122,6 +143,13 @@ def perplexity(model, blocks: torch.Tensor, batch_size: int = 32) -> float:
 
 def unigram_perplexity(train_blocks: torch.Tensor, eval_blocks: torch.Tensor, vocab_size: int) -> float:
     """Perplexity of add-one-smoothed unigram frequencies, on the same tokens as :func:`perplexity`."""
+    _check_blocks("train_blocks", train_blocks)
+    _check_blocks("eval_blocks", eval_blocks)
+    if not isinstance(vocab_size, int) or vocab_size < 1:
+        raise ValueError(f"vocab_size: expected an int >= 1, got {vocab_size!r}")
+    for name, b in (("train_blocks", train_blocks), ("eval_blocks", eval_blocks[:, 1:])):  # eval: predicted ids
+        if b.numel() and (int(b.max()) >= vocab_size or int(b.min()) < 0):
+            raise ValueError(f"{name}: expected token ids in [0, {vocab_size}), got [{int(b.min())}, {int(b.max())}]")
     counts = torch.bincount(train_blocks.flatten(), minlength=vocab_size).double() + 1.0
     logp = (counts / counts.sum()).log()
     targets = eval_blocks[:, 1:].flatten()
@@ -132,6 +160,8 @@ def sample_continuations(model, tokenizer, prompts: list[str], max_new_tokens: i
     """Safe-setting samples (see :mod:`rlhf_edu.generation`) for the model card."""
     from .generation import sample
 
+    if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens: expected an int >= 1, got {max_new_tokens!r}")
     out = sample(model, tokenizer, prompts, max_new_tokens=max_new_tokens, seed=seed)
     return out.texts
 
@@ -141,7 +171,9 @@ def pretrain(cfg: PretrainConfig | None = None, write_card: bool = True) -> dict
     from tqdm.auto import tqdm
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    cfg = cfg or PretrainConfig()
+    cfg = PretrainConfig() if cfg is None else cfg
+    if not isinstance(cfg, PretrainConfig):
+        raise ValueError(f"cfg: expected a PretrainConfig, got {type(cfg).__name__}")
     g = seed_everything(cfg.seed, threads=cfg.threads)
     t0 = time.perf_counter()
     splits = load_splits(seed=0)
@@ -237,6 +269,9 @@ def pretrain(cfg: PretrainConfig | None = None, write_card: bool = True) -> dict
 
 def write_model_card(path: Path, m: dict) -> None:
     """Write the tiny model's card (markdown) from :func:`pretrain`'s metrics."""
+    missing = [k for k in ("config", "samples", "history", "val_ppl") if k not in m]
+    if missing:
+        raise ValueError(f"m: expected pretrain()'s metrics dict, missing {missing}")
     c = m["config"]
     samples = "\n".join(f"| `{p}` | {s.strip()!r} |" for p, s in m["samples"])
     curve = ", ".join(f"{s}: {v:.0f}" for s, v in zip(m["history"]["val_ppl_step"], m["history"]["val_ppl"]))
