@@ -46,7 +46,11 @@ reported for orientation only: it is not the same work.
 Seconds per iteration are split into: rollout = generation + log-probs under policy and
 reference + values (TRL PPO and ours with ``reuse_sampler_logprobs`` take the policy log-probs
 from the generation; RLOO has no values); scoring = the reward model; update = everything else in the iteration (advantages,
-PPO epochs, logging). The first iteration of every run is a warm-up and is dropped.
+PPO epochs, logging). The first iteration of every run is a warm-up and is dropped. Each
+figure is given in wall seconds; the table also gives the process's CPU seconds per iteration,
+which a loaded machine disturbs less (on a quiet machine, wall time is the figure to quote). CPU
+time over wall time shows how many of the 2 cores a run kept busy: in our runs about 1.5 for ours
+and 1.0-1.3 for TRL's PPO, so the wall-time ratio can exceed the CPU-time one.
 
 Agreement checks (printed before the table), on one rollout of 32 responses sampled by our
 sampler with EOS suppressed, so that no response ends early and the two masking conventions
