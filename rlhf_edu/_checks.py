@@ -8,13 +8,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable
 
 import torch
-
-
-def _shape(t) -> object:
-    return tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
 
 
 def check_tensor(name: str, t, ndim: int | None = None, what: str = "") -> torch.Tensor:
@@ -42,22 +37,6 @@ def check_token_ids(name: str, t, ndim: int | None = None, what: str = "") -> to
     return t
 
 
-def check_mask(name: str, mask, shape) -> torch.Tensor:
-    """A 0/1 mask (bool, integer or float) of exactly ``shape``. Values are not read (no sync)."""
-    if not isinstance(mask, torch.Tensor):
-        raise ValueError(f"{name}: expected a 0/1 torch.Tensor of shape {tuple(shape)}, got {type(mask).__name__}")
-    if tuple(mask.shape) != tuple(shape):
-        raise ValueError(f"{name}: expected shape {tuple(shape)}, got {tuple(mask.shape)}")
-    return mask
-
-
-def check_same_shape(**tensors) -> None:
-    """All tensors share one shape; the message names them all."""
-    shapes = {k: _shape(v) for k, v in tensors.items()}
-    if len(set(shapes.values())) > 1:
-        raise ValueError(f"{'/'.join(shapes)}: expected equal shapes, got {shapes}")
-
-
 def _is_real(x) -> bool:
     return isinstance(x, numbers.Real) and not isinstance(x, bool)
 
@@ -83,24 +62,11 @@ def check_int(name: str, x, minimum: int = 1) -> int:
     return x
 
 
-def check_choice(name: str, x, choices) -> object:
-    """One of ``choices``."""
-    if x not in tuple(choices):
-        raise ValueError(f"{name}: expected one of {tuple(choices)}, got {x!r}")
-    return x
-
-
 def check_instance(name: str, x, cls, what: str | None = None) -> object:
     """An instance of ``cls``."""
     if not isinstance(x, cls):
         raise ValueError(f"{name}: expected {what or getattr(cls, '__name__', cls)}, got {type(x).__name__}")
     return x
-
-
-def check_callable(name: str, fn) -> Callable:
-    if not callable(fn):
-        raise ValueError(f"{name}: expected a callable, got {type(fn).__name__}")
-    return fn
 
 
 def check_str_list(name: str, xs, allow_empty: bool = False) -> list:
