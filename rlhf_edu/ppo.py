@@ -23,6 +23,7 @@ Every loss here is a pure function of tensors and returns its value with detache
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from dataclasses import dataclass, fields, replace
 from typing import NamedTuple
@@ -41,7 +42,7 @@ from .rewards import FineGrainedOutput, gold_reward, kl_shaped_rewards, sequence
 # ------------------------------------------------------------------------------------------
 
 def _check_count(name: str, v) -> None:
-    if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+    if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 1:
         raise ValueError(f"{name}: expected an int >= 1, got {v!r}")
 
 
@@ -51,7 +52,7 @@ def _check_prompt_length(input_ids, attention_mask, prompt_length) -> None:
     if not isinstance(attention_mask, torch.Tensor) or attention_mask.shape != input_ids.shape:
         raise ValueError(f"attention_mask: expected shape {tuple(input_ids.shape)}, got "
                          f"{tuple(getattr(attention_mask, 'shape', ()))}")
-    if not isinstance(prompt_length, int) or not 1 <= prompt_length < input_ids.shape[1]:
+    if not isinstance(prompt_length, numbers.Integral) or not 1 <= prompt_length < input_ids.shape[1]:
         raise ValueError(f"prompt_length: expected an int in [1, {input_ids.shape[1]}), got {prompt_length!r}")
 
 
