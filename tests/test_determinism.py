@@ -10,7 +10,7 @@ import copy
 import nbformat
 import pytest
 
-from rlhf_edu import course
+from rlhf_edu import course, homework
 
 TWICE = ["01_kl_directions", "04_reward_collapse"]
 
@@ -24,10 +24,10 @@ def test_two_fresh_executions_give_identical_check_outputs(stem):
         nb = copy.deepcopy(committed)
         error, cell = course.execute_notebook(nb, course.NOTEBOOKS_DIR, {"RLHF_EDU_SCALE": "tiny"})
         assert error is None, f"{stem} failed at cell {cell}: {error}"
-        outputs.append(course.check_outputs(nb))
+        outputs.append(homework.check_outputs(nb))
     assert len(outputs[0]) >= 3 and all(outputs[0]), "expected several non-empty check cells"
     assert outputs[0] == outputs[1]
-    assert outputs[0] == course.check_outputs(committed)
+    assert outputs[0] == homework.check_outputs(committed)
 
 
 def test_check_outputs_reads_only_check_cells():
@@ -39,6 +39,6 @@ def test_check_outputs_reads_only_check_cells():
         nbformat.v4.new_code_cell("# NBVAL_CHECK_OUTPUT\n3", outputs=[
             nbformat.v4.new_output("execute_result", data={"text/plain": "3"}, execution_count=1)]),
     ])
-    assert course.check_outputs(nb) == ["1", "3"]
+    assert homework.check_outputs(nb) == ["1", "3"]
     with pytest.raises(ValueError, match="nb"):
-        course.check_outputs({"cells": []})
+        homework.check_outputs({"cells": []})

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rlhf_edu import course
+from rlhf_edu import course, slides
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed "
@@ -77,7 +77,7 @@ def ink_fraction(png: Path) -> float:
 @pytest.fixture(scope="module")
 def deck(tmp_path_factory) -> Path:
     """A committed real deck if there is one, else a fresh deck of the synthetic notebook."""
-    real = sorted(course.SLIDES_DIR.glob("[0-9][0-9]_*.slides.html"))
+    real = sorted(slides.SLIDES_DIR.glob("[0-9][0-9]_*.slides.html"))
     for path in real:
         if "$$" in path.read_text():
             return path
@@ -85,7 +85,7 @@ def deck(tmp_path_factory) -> Path:
 
     d = tmp_path_factory.mktemp("deck")
     course.write_notebook(synthetic_notebook(), d / "nb" / "99_synth.ipynb")
-    course.build_slides(notebooks_dir=d / "nb", out_dir=d / "slides", stream=open(os.devnull, "w"))
+    slides.build_slides(notebooks_dir=d / "nb", out_dir=d / "slides", stream=open(os.devnull, "w"))
     return d / "slides" / "99_synth.slides.html"
 
 

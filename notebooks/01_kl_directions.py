@@ -1,46 +1,51 @@
-"""Build notebooks/01_kl_directions.ipynb (unexecuted) from the cells below.
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: slideshow,tags,-all
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,-jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
 
-Run: .venv/bin/python notebooks/src/01_kl_directions.py
-then execute in place with nbconvert (see the README / COMMON notes).
-"""
+# %% [markdown] slideshow={"slide_type": "slide"}
+# # 01 · KL directions: mode-seeking, mass-covering, and the RLHF optimum
+#
+# Every RLHF objective in this course keeps the trained policy $\pi$ close to a reference policy
+# $\pi_{\text{ref}}$ with a KL divergence. KL is not symmetric, and the direction you pick decides
+# what "close" means. This notebook makes that concrete on pictures you can compute exactly.
 
-from pathlib import Path
-from textwrap import dedent
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 1. Learning goals
+#
+# After this notebook you can:
+#
+# 1. compute the exact KL divergence of two categorical distributions (eq. 3 of the Regularization
+#    chapter), including the $0\log 0$ and $P>0, Q=0$ cases;
+# 2. explain why minimising the **forward** KL $\mathrm{KL}(p\,\|\,q)$ gives a *mass-covering* fit and
+#    the **reverse** KL $\mathrm{KL}(q\,\|\,p)$ a *mode-seeking* one, and show it with gradient descent;
+# 3. connect the reverse-KL penalty of RLHF to "do not put mass where $\pi_{\text{ref}}$ has little";
+# 4. derive and verify the optimum of the KL-regularised objective,
+#    $\pi^*(y) \propto \pi_{\text{ref}}(y)\,e^{r(y)/\beta}$, and watch it move as $\beta$ changes.
 
-import nbformat as nbf
-from _cells import cell_adders
+# %% slideshow={"slide_type": "skip"}
+# Colab or a fresh Jupyter: install the course package only if it is missing (in a clone,
+# `make setup` has installed it). Colab ships torch; on a CPU-only laptop install torch first
+# (README: `pip install torch==2.13.0`) so pip does not fetch a multi-GB CUDA build.
+import importlib.util
+import subprocess
+import sys
 
-OUT = Path(__file__).resolve().parents[1] / "01_kl_directions.ipynb"
-cells = []
+if importlib.util.find_spec("rlhf_edu") is None:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "rlhf-edu @ git+https://github.com/rlhf-edu/rlhf-edu"], check=True)
 
-
-md, code = cell_adders(cells)
-
-
-# ---------------------------------------------------------------------------------------------
-md(r"""
-# 01 · KL directions: mode-seeking, mass-covering, and the RLHF optimum
-
-Every RLHF objective in this course keeps the trained policy $\pi$ close to a reference policy
-$\pi_{\text{ref}}$ with a KL divergence. KL is not symmetric, and the direction you pick decides
-what "close" means. This notebook makes that concrete on pictures you can compute exactly.
-""", slide="slide")
-
-md(r"""
-## 1. Learning goals
-
-After this notebook you can:
-
-1. compute the exact KL divergence of two categorical distributions (eq. 3 of the Regularization
-   chapter), including the $0\log 0$ and $P>0, Q=0$ cases;
-2. explain why minimising the **forward** KL $\mathrm{KL}(p\,\|\,q)$ gives a *mass-covering* fit and
-   the **reverse** KL $\mathrm{KL}(q\,\|\,p)$ a *mode-seeking* one, and show it with gradient descent;
-3. connect the reverse-KL penalty of RLHF to "do not put mass where $\pi_{\text{ref}}$ has little";
-4. derive and verify the optimum of the KL-regularised objective,
-   $\pi^*(y) \propto \pi_{\text{ref}}(y)\,e^{r(y)/\beta}$, and watch it move as $\beta$ changes.
-""", slide="slide")
-
-code(r"""
 import inspect
 
 import matplotlib.pyplot as plt
@@ -55,89 +60,78 @@ scale = get_scale()
 gen = seed_everything(0, threads=2)
 torch.set_default_dtype(torch.float64)  # everything here is exact arithmetic on small spaces
 plt.rcParams.update({"figure.dpi": 90, "axes.grid": True, "grid.alpha": 0.3})
-""", slide="skip")
 
-# ---------------------------------------------------------------------------------------------
-md(r"""
-## 2. Background
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 2. Background
+#
+# **KL divergence** (the Regularization chapter, eq. 3) of a distribution $P$ from $Q$ over a discrete
+# set $\mathcal{X}$:
+#
+# $$\mathcal{D}_{\text{KL}}(P\,\|\,Q) = \sum_{x\in\mathcal{X}} P(x)\,\log\frac{P(x)}{Q(x)} \qquad (3)$$
+#
+# It is $\ge 0$, zero only when $P=Q$, measured in nats (natural log), and **not symmetric**. The
+# sum runs over draws from the *first* argument, so:
+#
+# * terms where $P(x)=0$ vanish ($0\log 0 = 0$): $P$ does not care what $Q$ does where $P$ is absent;
+# * a term where $P(x)>0$ but $Q(x)=0$ is $+\infty$: $Q$ must cover everything $P$ does.
 
-**KL divergence** (the Regularization chapter, eq. 3) of a distribution $P$ from $Q$ over a discrete
-set $\mathcal{X}$:
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# **Two directions, two behaviours.** Fit a simple model $q_\theta$ to a complicated target $p$.
+#
+# * *Forward* KL, $\min_\theta \mathrm{KL}(p\,\|\,q_\theta)$: the expectation is under $p$; wherever $p$
+#   has mass, $q_\theta$ must have mass, or pay $\log(p/q)\to\infty$. Result: **mass-covering**
+#   (spread over every mode, even the valleys between them). This is maximum likelihood / behaviour
+#   cloning / distillation.
+# * *Reverse* KL, $\min_\theta \mathrm{KL}(q_\theta\,\|\,p)$: the expectation is under $q_\theta$; it is
+#   punished for mass where $p$ is small but not for ignoring parts of $p$. Result: **mode-seeking**
+#   (sit on one mode and fit it well).
+#
+# **RLHF uses the reverse direction.** The KL-shaped reward of the Regularization chapter,
+#
+# $$r = r_\theta - \lambda_{\text{KL}}\,\mathcal{D}_{\text{KL}}\big(\pi_{\text{RL}}(y\mid x)\,\|\,\pi_{\text{ref}}(y\mid x)\big), \qquad (2)$$
+#
+# puts the trained policy first. So the penalty is large when $\pi_{\text{RL}}$ puts mass on
+# responses that $\pi_{\text{ref}}$ finds unlikely, and it does *not* force $\pi_{\text{RL}}$ to keep
+# every behaviour of $\pi_{\text{ref}}$: the policy may drop modes.
 
-$$\mathcal{D}_{\text{KL}}(P\,\|\,Q) = \sum_{x\in\mathcal{X}} P(x)\,\log\frac{P(x)}{Q(x)} \qquad (3)$$
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# **The optimum of the KL-regularised objective.** For one prompt and a finite set of responses,
+#
+# $$J(\pi) = \mathbb{E}_{y\sim\pi}[r(y)] - \beta\,\mathrm{KL}(\pi\,\|\,\pi_{\text{ref}})
+# = -\beta\,\mathrm{KL}\big(\pi\,\|\,\pi^*\big) + \beta\log Z,
+# \qquad \pi^*(y) = \frac{\pi_{\text{ref}}(y)\,e^{r(y)/\beta}}{Z}.$$
+#
+# (Expand $\log\pi^*$ to check the identity.) KL is minimised, and $J$ maximised, exactly at
+# $\pi=\pi^*$, with $J(\pi^*)=\beta\log Z$. The "Understanding RLHF" blog post reads the same
+# formula as Bayesian inference: $\pi_{\text{ref}}$ is the prior, $e^{r/\beta}$ the likelihood of
+# "this response is satisfactory"; Lecture 6 calls it the RLKL target of f-DPG. Large $\beta$ keeps
+# $\pi^*\approx\pi_{\text{ref}}$; as $\beta\to0$, $\pi^*$ collapses onto $\arg\max r$.
 
-It is $\ge 0$, zero only when $P=Q$, measured in nats (natural log), and **not symmetric**. The
-sum runs over draws from the *first* argument, so:
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 3. Implementation
+#
+# The helpers live in `rlhf_edu.divergences`. `kl_categorical` accepts probabilities or logits and
+# applies both conventions above; `kl_gaussian` is the closed form for two univariate normals.
 
-* terms where $P(x)=0$ vanish ($0\log 0 = 0$): $P$ does not care what $Q$ does where $P$ is absent;
-* a term where $P(x)>0$ but $Q(x)=0$ is $+\infty$: $Q$ must cover everything $P$ does.
-""", slide="slide")
-
-md(r"""
-**Two directions, two behaviours.** Fit a simple model $q_\theta$ to a complicated target $p$.
-
-* *Forward* KL, $\min_\theta \mathrm{KL}(p\,\|\,q_\theta)$: the expectation is under $p$; wherever $p$
-  has mass, $q_\theta$ must have mass, or pay $\log(p/q)\to\infty$. Result: **mass-covering**
-  (spread over every mode, even the valleys between them). This is maximum likelihood / behaviour
-  cloning / distillation.
-* *Reverse* KL, $\min_\theta \mathrm{KL}(q_\theta\,\|\,p)$: the expectation is under $q_\theta$; it is
-  punished for mass where $p$ is small but not for ignoring parts of $p$. Result: **mode-seeking**
-  (sit on one mode and fit it well).
-
-**RLHF uses the reverse direction.** The KL-shaped reward of the Regularization chapter,
-
-$$r = r_\theta - \lambda_{\text{KL}}\,\mathcal{D}_{\text{KL}}\big(\pi_{\text{RL}}(y\mid x)\,\|\,\pi_{\text{ref}}(y\mid x)\big), \qquad (2)$$
-
-puts the trained policy first. So the penalty is large when $\pi_{\text{RL}}$ puts mass on
-responses that $\pi_{\text{ref}}$ finds unlikely, and it does *not* force $\pi_{\text{RL}}$ to keep
-every behaviour of $\pi_{\text{ref}}$: the policy may drop modes.
-""", slide="subslide")
-
-md(r"""
-**The optimum of the KL-regularised objective.** For one prompt and a finite set of responses,
-
-$$J(\pi) = \mathbb{E}_{y\sim\pi}[r(y)] - \beta\,\mathrm{KL}(\pi\,\|\,\pi_{\text{ref}})
-= -\beta\,\mathrm{KL}\big(\pi\,\|\,\pi^*\big) + \beta\log Z,
-\qquad \pi^*(y) = \frac{\pi_{\text{ref}}(y)\,e^{r(y)/\beta}}{Z}.$$
-
-(Expand $\log\pi^*$ to check the identity.) KL is minimised, and $J$ maximised, exactly at
-$\pi=\pi^*$, with $J(\pi^*)=\beta\log Z$. The "Understanding RLHF" blog post reads the same
-formula as Bayesian inference: $\pi_{\text{ref}}$ is the prior, $e^{r/\beta}$ the likelihood of
-"this response is satisfactory"; Lecture 6 calls it the RLKL target of f-DPG. Large $\beta$ keeps
-$\pi^*\approx\pi_{\text{ref}}$; as $\beta\to0$, $\pi^*$ collapses onto $\arg\max r$.
-""", slide="subslide")
-
-# ---------------------------------------------------------------------------------------------
-md(r"""
-## 3. Implementation
-
-The helpers live in `rlhf_edu.divergences`. `kl_categorical` accepts probabilities or logits and
-applies both conventions above; `kl_gaussian` is the closed form for two univariate normals.
-""", slide="slide")
-
-code(r"""
+# %% slideshow={"slide_type": "skip"}
 print(inspect.getsource(dv.kl_categorical))
 print(inspect.getsource(dv.kl_gaussian))
-""", slide="skip")
 
-code(r"""
+# %% slideshow={"slide_type": "skip"}
 print(inspect.getsource(dv.kl_regularized_objective))
 print(inspect.getsource(dv.kl_regularized_optimum))
-""", slide="skip")
 
-# ---------------------------------------------------------------------------------------------
-md(r"""
-## 4. Experiments
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 4. Experiments
+#
+# ### 4.1 One Gaussian against a two-mode target
+#
+# The target $p$ is an equal mixture of $\mathcal{N}(-3, 0.7^2)$ and $\mathcal{N}(3, 0.7^2)$. The model
+# $q_\theta=\mathcal{N}(\mu,\sigma^2)$ has two parameters. We evaluate both KLs on a fine grid: putting
+# the log-densities on the grid into `kl_categorical` as logits normalises them, so the result is a
+# Riemann sum of the integral, and autograd gives exact gradients of it. Adam does the rest.
 
-### 4.1 One Gaussian against a two-mode target
-
-The target $p$ is an equal mixture of $\mathcal{N}(-3, 0.7^2)$ and $\mathcal{N}(3, 0.7^2)$. The model
-$q_\theta=\mathcal{N}(\mu,\sigma^2)$ has two parameters. We evaluate both KLs on a fine grid: putting
-the log-densities on the grid into `kl_categorical` as logits normalises them, so the result is a
-Riemann sum of the integral, and autograd gives exact gradients of it. Adam does the rest.
-""", slide="slide")
-
-code(r"""
+# %% slideshow={"slide_type": "-"}
 x = torch.linspace(-12, 12, 4001)  # (G,) quadrature grid
 
 
@@ -173,15 +167,13 @@ fits = {
 }
 for name, (mu, sigma, kl) in fits.items():
     print(f"{name:32s} mu = {mu:+.3f}  sigma = {sigma:.3f}  KL = {kl:.4f}")
-""")
 
-md(r"""
-The landscape explains the fits. With $\sigma$ fixed at $1$, the forward KL as a function of $\mu$
-has one minimum, between the modes; the reverse KL has one minimum **per mode** and a hump in the
-middle, so gradient descent ends in the mode nearest to where it starts.
-""", slide="-")
+# %% [markdown] slideshow={"slide_type": "-"}
+# The landscape explains the fits. With $\sigma$ fixed at $1$, the forward KL as a function of $\mu$
+# has one minimum, between the modes; the reverse KL has one minimum **per mode** and a hump in the
+# middle, so gradient descent ends in the mode nearest to where it starts.
 
-code(r"""
+# %% slideshow={"slide_type": "subslide"}
 fig, axes = plt.subplots(1, 2, figsize=(12, 4))
 ax = axes[0]
 ax.fill_between(x, log_p.exp(), color="0.8", label="target p (two modes)")
@@ -205,26 +197,22 @@ ax.set(xlabel="mu of the model (sigma = 1)", ylabel="KL (nats)", ylim=(0, 8),
 ax.legend()
 plt.tight_layout()
 plt.show()
-""", slide="subslide")
 
-md(r"""
-Forward KL ends at the **moment-matching** solution: for a Gaussian family, minimising
-$\mathrm{KL}(p\,\|\,q)$ sets $\mu=\mathbb{E}_p[x]=0$ and $\sigma^2=\mathrm{Var}_p[x]=0.7^2+3^2$. It
-puts its peak exactly where $p$ has almost nothing. Reverse KL ends on one mode with nearly its
-width, and its value is close to $\log 2\approx0.693$: the price of ignoring the other half of $p$
-is only the log of the missing fraction, a bounded cost.
-""", slide="-")
+# %% [markdown] slideshow={"slide_type": "-"}
+# Forward KL ends at the **moment-matching** solution: for a Gaussian family, minimising
+# $\mathrm{KL}(p\,\|\,q)$ sets $\mu=\mathbb{E}_p[x]=0$ and $\sigma^2=\mathrm{Var}_p[x]=0.7^2+3^2$. It
+# puts its peak exactly where $p$ has almost nothing. Reverse KL ends on one mode with nearly its
+# width, and its value is close to $\log 2\approx0.693$: the price of ignoring the other half of $p$
+# is only the log of the missing fraction, a bounded cost.
 
-# ---------------------------------------------------------------------------------------------
-md(r"""
-### 4.2 The same on a token-like categorical distribution
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ### 4.2 The same on a token-like categorical distribution
+#
+# Now a "next-token" distribution over 16 tokens with two groups of likely tokens. The model family
+# can only make one bump: $q_{\mu,\sigma}(i)\propto \exp(-(i-\mu)^2/2\sigma^2)$. This is a stand-in
+# for a policy that is too simple, or too constrained, to represent every mode of its target.
 
-Now a "next-token" distribution over 16 tokens with two groups of likely tokens. The model family
-can only make one bump: $q_{\mu,\sigma}(i)\propto \exp(-(i-\mu)^2/2\sigma^2)$. This is a stand-in
-for a policy that is too simple, or too constrained, to represent every mode of its target.
-""", slide="slide")
-
-code(r"""
+# %% slideshow={"slide_type": "subslide"}
 V = 16
 tokens = torch.arange(V, dtype=torch.float64)  # (V,)
 p_tok = 0.55 * torch.exp(-0.5 * ((tokens - 3) / 1.0) ** 2) + 0.45 * torch.exp(-0.5 * ((tokens - 11) / 1.3) ** 2)
@@ -264,9 +252,8 @@ axes[0].set_ylabel("probability")
 plt.suptitle("One-bump model fitted to a two-group next-token distribution")
 plt.tight_layout()
 plt.show()
-""", slide="subslide")
 
-code(r"""
+# %% slideshow={"slide_type": "subslide"}
 # NBVAL_CHECK_OUTPUT
 valley = (tokens >= 6) & (tokens <= 8)  # tokens that p makes unlikely
 print(f"p mass on the valley tokens 6-8:           {p_tok[valley].sum().item():.3f}")
@@ -275,29 +262,25 @@ print(f"reverse-KL fit mass on the valley tokens:  {q_rev[valley].sum().item():.
 print("fit            KL(p||q)   KL(q||p)")
 for name, q in [("forward fit", q_fwd), ("reverse fit", q_rev)]:
     print(f"{name:12s}  {dv.kl_categorical(p_tok, q).item():8.2f}   {dv.kl_categorical(q, p_tok).item():8.2f}")
-""", slide="subslide")
 
-md(r"""
-Each fit wins on its own criterion and loses on the other. The forward fit puts a lot of mass on
-the valley tokens that $p$ rarely emits: exactly what a **reverse-KL penalty to a reference**
-forbids. In RLHF terms, read $p$ as $\pi_{\text{ref}}$: a policy that starts generating tokens the
-reference finds unlikely pays $\log(\pi/\pi_{\text{ref}})$ per token, which is large where
-$\pi_{\text{ref}}$ is small. Dropping some of the reference's behaviours (a mode) is cheap.
-""", slide="-")
+# %% [markdown] slideshow={"slide_type": "-"}
+# Each fit wins on its own criterion and loses on the other. The forward fit puts a lot of mass on
+# the valley tokens that $p$ rarely emits: exactly what a **reverse-KL penalty to a reference**
+# forbids. In RLHF terms, read $p$ as $\pi_{\text{ref}}$: a policy that starts generating tokens the
+# reference finds unlikely pays $\log(\pi/\pi_{\text{ref}})$ per token, which is large where
+# $\pi_{\text{ref}}$ is small. Dropping some of the reference's behaviours (a mode) is cheap.
 
-# ---------------------------------------------------------------------------------------------
-md(r"""
-### 4.3 The asymmetry in numbers
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ### 4.3 The asymmetry in numbers
+#
+# Three pairs of distributions. The last pair differs in support: $P$ gives a token zero probability
+# that $Q$ uses, so one direction is finite and the other infinite. The numbers are compared with
+# `scipy.stats.entropy`, which computes the same sum independently. The f-divergence generators of
+# Lecture 6 (f-DPG) name these two directions too: with $D_f(P\|Q)=\mathbb{E}_{Q}[f(P/Q)]$,
+# $f(t)=t\log t$ gives $\mathrm{KL}(P\|Q)$ ("reverse KL" when $P$ is the model) and $f(t)=-\log t$ gives
+# $\mathrm{KL}(Q\|P)$ ("forward KL").
 
-Three pairs of distributions. The last pair differs in support: $P$ gives a token zero probability
-that $Q$ uses, so one direction is finite and the other infinite. The numbers are compared with
-`scipy.stats.entropy`, which computes the same sum independently. The f-divergence generators of
-Lecture 6 (f-DPG) name these two directions too: with $D_f(P\|Q)=\mathbb{E}_{Q}[f(P/Q)]$,
-$f(t)=t\log t$ gives $\mathrm{KL}(P\|Q)$ ("reverse KL" when $P$ is the model) and $f(t)=-\log t$ gives
-$\mathrm{KL}(Q\|P)$ ("forward KL").
-""", slide="slide")
-
-code(r"""
+# %% slideshow={"slide_type": "subslide"}
 # NBVAL_CHECK_OUTPUT
 pairs = {
     "peaked vs flat": ([0.80, 0.15, 0.05], [0.40, 0.40, 0.20]),
@@ -312,19 +295,16 @@ for name, (P, Q) in pairs.items():
     ok_f = np.allclose([pq, qp], [dv.f_divergence(P, Q, dv.REVERSE_KL).item(),
                                   dv.f_divergence(P, Q, dv.FORWARD_KL).item()], rtol=1e-12)
     print(f"{name:18s} {pq:9.4f} {qp:9.4f}  {ok_scipy!s:12s}  {ok_f}")
-""", slide="subslide")
 
-# ---------------------------------------------------------------------------------------------
-md(r"""
-### 4.4 The optimum of reward minus KL
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ### 4.4 The optimum of reward minus KL
+#
+# Six candidate responses to one prompt. The reference model prefers the first ones; the reward
+# prefers the last, which the reference finds rare. We compute $\pi^*=\pi_{\text{ref}}e^{r/\beta}/Z$ with
+# `kl_regularized_optimum` and check it two independent ways: by maximising $J(\pi)$ directly with
+# gradient ascent on softmax logits, and by enumerating many candidate policies.
 
-Six candidate responses to one prompt. The reference model prefers the first ones; the reward
-prefers the last, which the reference finds rare. We compute $\pi^*=\pi_{\text{ref}}e^{r/\beta}/Z$ with
-`kl_regularized_optimum` and check it two independent ways: by maximising $J(\pi)$ directly with
-gradient ascent on softmax logits, and by enumerating many candidate policies.
-""", slide="slide")
-
-code(r"""
+# %% slideshow={"slide_type": "-"}
 pi_ref = torch.tensor([0.35, 0.25, 0.18, 0.12, 0.07, 0.03])  # (Y,) reference probabilities
 reward = torch.tensor([0.10, 0.30, 0.00, 0.60, 0.20, 1.00])  # (Y,) r(y)
 beta = 0.2
@@ -350,9 +330,8 @@ print("pi_ref  :", np.round(pi_ref.numpy(), 3))
 print("pi*     :", np.round(pi_star.numpy(), 3))
 print("ascent  :", np.round(pi_ascent.numpy(), 3))
 print(f"J(pi*) = {J_star:.4f}, beta*log Z = {beta * log_Z:.4f}, best random policy J = {J_candidates.max().item():.4f}")
-""")
 
-code(r"""
+# %% slideshow={"slide_type": "subslide"}
 betas = torch.logspace(1, -2, 61)  # from weak to strong reward pressure
 stars = torch.stack([dv.kl_regularized_optimum(pi_ref, reward, b.item()) for b in betas])  # (nB, Y)
 exp_r = (stars * reward).sum(-1)  # (nB,)
@@ -389,37 +368,31 @@ ax.legend(loc="center left", fontsize=8)
 axk.legend(loc="lower right", fontsize=8)
 plt.tight_layout()
 plt.show()
-""", slide="subslide")
 
-md(r"""
-Reading right to left in the second panel: as $\beta$ falls, expected reward climbs to $\max r$
-and the KL climbs to $-\log\pi_{\text{ref}}(\arg\max r)$, the cost of putting all mass on a
-response the reference gives 3%. At large $\beta$ nothing moves. Every RLHF run is a walk along a
-curve like this: $\beta$ (or a KL target) picks the point.
-""", slide="-")
+# %% [markdown] slideshow={"slide_type": "-"}
+# Reading right to left in the second panel: as $\beta$ falls, expected reward climbs to $\max r$
+# and the KL climbs to $-\log\pi_{\text{ref}}(\arg\max r)$, the cost of putting all mass on a
+# response the reference gives 3%. At large $\beta$ nothing moves. Every RLHF run is a walk along a
+# curve like this: $\beta$ (or a KL target) picks the point.
 
-# ---------------------------------------------------------------------------------------------
-md(r"""
-## 5. What the logged metrics mean
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 5. What the logged metrics mean
+#
+# * **`kl` in a training log** is (an estimate of) $\mathrm{KL}(\pi_\theta\,\|\,\pi_{\text{ref}})$ in nats,
+#   the reverse direction, summed over response tokens. It is 0 at the start, when the policy is the
+#   reference. Notebook 02 shows how it is estimated from samples and how it can go wrong.
+# * **Its size**: $\log 2\approx0.69$ nats is what dropping half of a distribution costs (section 4.1);
+#   committing to a response the reference gives probability $\rho$ costs $-\log\rho$ (3.5 nats for 3%).
+# * **`reward - beta * kl`** is the objective $J$; at the optimum it equals $\beta\log Z$, and the
+#   policy is $\pi_{\text{ref}}e^{r/\beta}/Z$. A run whose KL keeps growing while the reward flattens is
+#   walking up the right side of the curve above: more divergence, little gain.
 
-* **`kl` in a training log** is (an estimate of) $\mathrm{KL}(\pi_\theta\,\|\,\pi_{\text{ref}})$ in nats,
-  the reverse direction, summed over response tokens. It is 0 at the start, when the policy is the
-  reference. Notebook 02 shows how it is estimated from samples and how it can go wrong.
-* **Its size**: $\log 2\approx0.69$ nats is what dropping half of a distribution costs (section 4.1);
-  committing to a response the reference gives probability $\rho$ costs $-\log\rho$ (3.5 nats for 3%).
-* **`reward - beta * kl`** is the objective $J$; at the optimum it equals $\beta\log Z$, and the
-  policy is $\pi_{\text{ref}}e^{r/\beta}/Z$. A run whose KL keeps growing while the reward flattens is
-  walking up the right side of the curve above: more divergence, little gain.
-""", slide="slide")
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 6. Checks
+#
+# Deterministic summaries that `pytest --nbval-lax` compares with the stored outputs.
 
-# ---------------------------------------------------------------------------------------------
-md(r"""
-## 6. Checks
-
-Deterministic summaries that `pytest --nbval-lax` compares with the stored outputs.
-""", slide="slide")
-
-code(r"""
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 mu_f, sigma_f, _ = fits["forward KL(p||q)"]
 mm_sigma = float(np.sqrt(0.7**2 + 3.0**2))  # moment matching: Var_p = within-mode + between-mode variance
@@ -432,26 +405,23 @@ print("Gaussian KL closed form = grid KL:",
       abs(dv.kl_gaussian(0.0, 1.0, 1.0, 2.0).item()
           - dv.kl_categorical(p_logits=log_normal(x, torch.tensor(0.0), torch.tensor(1.0)),
                               q_logits=log_normal(x, torch.tensor(1.0), torch.tensor(2.0))).item()) < 1e-6)
-""")
 
-code(r"""
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 print("pi* matches gradient ascent (max abs diff < 1e-4):", (pi_star - pi_ascent).abs().max().item() < 1e-4)
 print("J(pi*) = beta log Z:", abs(J_star - beta * log_Z) < 1e-12)
 print("no random policy beats pi*:", bool((J_candidates <= J_star + 1e-12).all()))
 print("beta -> 0: pi* -> argmax r:", int(stars[-1].argmax()) == int(reward.argmax()), f"(mass {stars[-1].max().item():.2f})")
 print("beta large: KL(pi*||pi_ref) < 0.01:", kls[0].item() < 0.01)
-""")
 
-# ---------------------------------------------------------------------------------------------
-md(r"""
-## 7. Exercises
 
-Fill in the bodies between the solution markers; the cell after each exercise checks your function
-against the library.
-""", slide="slide")
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 7. Exercises
+#
+# Fill in the bodies between the solution markers; the cell after each exercise checks your function
+# against the library.
 
-code(r'''
+# %% slideshow={"slide_type": "subslide"}
 def kl_from_scratch(p, q):
     """Exact KL(P||Q) (eq. 3) for 1-D probability tensors p, q of shape (V,).
 
@@ -461,9 +431,9 @@ def kl_from_scratch(p, q):
     terms = torch.where(p > 0, p * (torch.log(p) - torch.log(q)), torch.zeros_like(p))
     return terms.sum()
     ### END SOLUTION
-''', slide="subslide")
 
-code(r"""
+
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 cases = [(p_tok, q_fwd), (q_rev, p_tok)] + [(torch.tensor(P), torch.tensor(Q)) for P, Q in pairs.values()]
 cases += [(Q_, P_) for P_, Q_ in cases]
@@ -471,9 +441,9 @@ ok = all(np.isclose(float(kl_from_scratch(P_, Q_)), dv.kl_categorical(P_, Q_).it
          or (np.isinf(float(kl_from_scratch(P_, Q_))) and np.isinf(dv.kl_categorical(P_, Q_).item()))
          for P_, Q_ in cases)
 print("Exercise 1 (exact KL with the 0 log 0 and Q=0 conventions):", ok)
-""")
 
-code(r'''
+
+# %% slideshow={"slide_type": "subslide"}
 def optimal_policy_by_ascent(pi_ref, reward, beta, steps=3000, lr=0.05):
     """Maximise J(pi) = E_pi[r] - beta * KL(pi || pi_ref) numerically.
 
@@ -492,46 +462,36 @@ def optimal_policy_by_ascent(pi_ref, reward, beta, steps=3000, lr=0.05):
         opt.step()
     return torch.softmax(logits, -1).detach()
     ### END SOLUTION
-''', slide="subslide")
 
-code(r"""
+
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 ok = all((optimal_policy_by_ascent(pi_ref, reward, b) - dv.kl_regularized_optimum(pi_ref, reward, b)).abs().max() < 1e-3
          for b in (1.0, 0.2))
 print("Exercise 2 (pi* found numerically matches pi_ref * exp(r / beta) / Z):", ok)
-""")
 
-code(r'''
+
+# %% slideshow={"slide_type": "subslide"}
 def gaussian_kl(mu_p, sigma_p, mu_q, sigma_q):
     """Closed-form KL(N(mu_p, sigma_p^2) || N(mu_q, sigma_q^2)) for Python floats; return a float."""
     ### BEGIN SOLUTION
     return float(np.log(sigma_q / sigma_p) + (sigma_p**2 + (mu_p - mu_q) ** 2) / (2 * sigma_q**2) - 0.5)
     ### END SOLUTION
-''', slide="subslide")
 
-code(r"""
+
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 args = [(0.0, 1.0, 1.0, 1.0), (0.3, 0.5, -1.0, 2.0), (2.0, 3.0, 0.0, 0.7)]
 ok = all(np.isclose(gaussian_kl(*a), dv.kl_gaussian(*a).item(), rtol=1e-10) for a in args)
 ok = ok and not np.isclose(gaussian_kl(0.0, 1.0, 0.0, 2.0), gaussian_kl(0.0, 2.0, 0.0, 1.0))
 print("Exercise 3 (Gaussian KL closed form, and it is asymmetric):", ok)
-""")
 
-# ---------------------------------------------------------------------------------------------
-md(r"""
-## 8. References
-
-* N. Lambert, *RLHF book*, chapter "Regularization": eqs. (1)–(4), the KL penalty and its direction.
-* Y. Yang, Lecture 6 "RLHF in Language Models" (PKU, 2023): the f-divergence table of f-DPG.
-* "Understanding RLHF" (blog post, 2023): RLHF as Bayesian inference, $\pi^*\propto\pi_0 e^{r/\beta}$.
-* D. Go et al., "Aligning language models with preferences through f-divergence minimization", 2023.
-* T. Korbak, E. Perez, C. Buckley, "RL with KL penalties is better viewed as Bayesian inference", 2022.
-* C. Bishop, *Pattern Recognition and Machine Learning*, §10.1.2 (the two KL directions).
-""", slide="slide")
-
-nb = nbf.v4.new_notebook()
-nb.cells = cells
-nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-nb.metadata["language_info"] = {"name": "python"}
-nbf.write(nb, str(OUT))
-print(f"wrote {OUT}")
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 8. References
+#
+# * N. Lambert, *RLHF book*, chapter "Regularization": eqs. (1)–(4), the KL penalty and its direction.
+# * Y. Yang, Lecture 6 "RLHF in Language Models" (PKU, 2023): the f-divergence table of f-DPG.
+# * "Understanding RLHF" (blog post, 2023): RLHF as Bayesian inference, $\pi^*\propto\pi_0 e^{r/\beta}$.
+# * D. Go et al., "Aligning language models with preferences through f-divergence minimization", 2023.
+# * T. Korbak, E. Perez, C. Buckley, "RL with KL penalties is better viewed as Bayesian inference", 2022.
+# * C. Bishop, *Pattern Recognition and Machine Learning*, §10.1.2 (the two KL directions).

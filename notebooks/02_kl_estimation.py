@@ -1,46 +1,51 @@
-"""Build notebooks/02_kl_estimation.ipynb (unexecuted) from the cells below.
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: slideshow,tags,-all
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,-jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
 
-Run: .venv/bin/python notebooks/src/02_kl_estimation.py
-then execute in place with nbconvert (see the README / COMMON notes).
-"""
+# %% [markdown] slideshow={"slide_type": "slide"}
+# # 02 · Estimating KL from samples: k1, k2, k3, and why logged KL goes negative
+#
+# An RLHF trainer cannot sum over every possible response to compute $\mathrm{KL}(\pi\,\|\,\pi_{\text{ref}})$.
+# It samples responses and averages a per-sample estimate. This notebook measures how good those
+# estimates are, on Gaussians where the truth is known and on the course's tiny language model, and
+# shows how a sampler that is not the policy makes the estimate go negative.
 
-from pathlib import Path
-from textwrap import dedent
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 1. Learning goals
+#
+# 1. Write the Monte Carlo KL (eq. 4 of the Regularization chapter) and three per-sample estimators
+#    $k_1, k_2, k_3$; know which are unbiased, which are non-negative, and which have low variance.
+# 2. Reproduce Schulman's bias/variance table with $10^6$+ samples.
+# 3. On a language model, compare the sequence-level sampled estimate with the exact per-token sum
+#    over the vocabulary, and see how the batch mean converges.
+# 4. Explain, and quantify, why top-$k$ sampling and a forced minimum length make the logged KL
+#    negative, and why the safe sampler of `rlhf_edu.generation` does not.
+# 5. Read the `kl` number in a training log, and know the 0–10 nats rule of thumb.
 
-import nbformat as nbf
-from _cells import cell_adders
+# %% slideshow={"slide_type": "skip"}
+# Colab or a fresh Jupyter: install the course package only if it is missing (in a clone,
+# `make setup` has installed it). Colab ships torch; on a CPU-only laptop install torch first
+# (README: `pip install torch==2.13.0`) so pip does not fetch a multi-GB CUDA build.
+import importlib.util
+import subprocess
+import sys
 
-OUT = Path(__file__).resolve().parents[1] / "02_kl_estimation.ipynb"
-cells = []
+if importlib.util.find_spec("rlhf_edu") is None:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "rlhf-edu @ git+https://github.com/rlhf-edu/rlhf-edu"], check=True)
 
-
-md, code = cell_adders(cells)
-
-
-# ---------------------------------------------------------------------------------------------
-md(r"""
-# 02 · Estimating KL from samples: k1, k2, k3, and why logged KL goes negative
-
-An RLHF trainer cannot sum over every possible response to compute $\mathrm{KL}(\pi\,\|\,\pi_{\text{ref}})$.
-It samples responses and averages a per-sample estimate. This notebook measures how good those
-estimates are, on Gaussians where the truth is known and on the course's tiny language model, and
-shows how a sampler that is not the policy makes the estimate go negative.
-""", slide="slide")
-
-md(r"""
-## 1. Learning goals
-
-1. Write the Monte Carlo KL (eq. 4 of the Regularization chapter) and three per-sample estimators
-   $k_1, k_2, k_3$; know which are unbiased, which are non-negative, and which have low variance.
-2. Reproduce Schulman's bias/variance table with $10^6$+ samples.
-3. On a language model, compare the sequence-level sampled estimate with the exact per-token sum
-   over the vocabulary, and see how the batch mean converges.
-4. Explain, and quantify, why top-$k$ sampling and a forced minimum length make the logged KL
-   negative, and why the safe sampler of `rlhf_edu.generation` does not.
-5. Read the `kl` number in a training log, and know the 0–10 nats rule of thumb.
-""", slide="slide")
-
-code(r"""
 import inspect
 import math
 
@@ -58,86 +63,75 @@ from rlhf_edu.models import load_policy
 scale = get_scale()
 gen = seed_everything(0, threads=2)
 plt.rcParams.update({"figure.dpi": 90, "axes.grid": True, "grid.alpha": 0.3})
-""", slide="skip")
 
-# ---------------------------------------------------------------------------------------------
-md(r"""
-## 2. Background
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 2. Background
+#
+# The KL divergence (eq. 3) is a sum over all outcomes. Writing it as an expectation under the first
+# argument gives the Monte Carlo form the Regularization chapter uses in practice:
+#
+# $$\mathcal{D}_{\text{KL}}(P\,\|\,Q) = \mathbb{E}_{x\sim P}\big[\log P(x) - \log Q(x)\big]. \qquad (4)$$
+#
+# In RLHF, $P=\pi_{\text{RL}}$ generates the samples and $Q=\pi_{\text{ref}}$ only scores them.
 
-The KL divergence (eq. 3) is a sum over all outcomes. Writing it as an expectation under the first
-argument gives the Monte Carlo form the Regularization chapter uses in practice:
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# **Three per-sample estimators** (J. Schulman, "Approximating KL divergence", 2020). Let
+# $r = Q(x)/P(x)$ for $x\sim P$, and store $\log r$ (`log_ratio`).
+#
+# | estimator | formula | unbiased? | sign |
+# |---|---|---|---|
+# | $k_1$ | $-\log r$ | yes: this is eq. (4) | any sign; high variance |
+# | $k_2$ | $\tfrac12(\log r)^2$ | no; right to second order when $P\approx Q$ | $\ge 0$ |
+# | $k_3$ | $(r-1)-\log r$ | yes, because $\mathbb{E}_P[r] = \sum_x Q(x) = 1$ | $\ge 0$, since $\log r\le r-1$ |
+#
+# $k_3$ is $k_1$ plus the control variate $r-1$, which has mean zero and is strongly anti-correlated
+# with $-\log r$ when $P\approx Q$. Near $\log r=0$, computing $e^{\log r}-1-\log r$ naively cancels
+# catastrophically (the answer is about $(\log r)^2/2$); the library uses `expm1` and a Taylor series.
 
-$$\mathcal{D}_{\text{KL}}(P\,\|\,Q) = \mathbb{E}_{x\sim P}\big[\log P(x) - \log Q(x)\big]. \qquad (4)$$
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# **Sequences.** For a response $y=(y_1,\dots,y_T)$ the log-probability is a sum over tokens, so the
+# sequence-level $k_1$ is the sum of per-token $k_1$. By the chain rule of KL,
+#
+# $$\mathrm{KL}\big(\pi(y)\,\|\,\pi_{\text{ref}}(y)\big) = \mathbb{E}_{y\sim\pi}\Big[\sum_t \mathrm{KL}\big(\pi(\cdot\mid y_{<t})\,\|\,\pi_{\text{ref}}(\cdot\mid y_{<t})\big)\Big],$$
+#
+# so a third unbiased estimate is available for free: the **exact** per-token KL over the whole
+# vocabulary, summed along the sampled prefix. It removes the noise of which token was drawn.
+#
+# **When the sampler is not the policy.** If responses come from a modified sampler $s$ (top-$k$,
+# top-$p$, a forced minimum length), the logged $k_1$ averages to
+#
+# $$\mathbb{E}_{y\sim s}\big[\log\pi(y)-\log\pi_{\text{ref}}(y)\big] = \mathrm{KL}(s\,\|\,\pi_{\text{ref}}) - \mathrm{KL}(s\,\|\,\pi),$$
+#
+# a difference of two KLs, which is negative whenever the sampler is closer to the reference than to
+# the policy (TRL's PPO notes describe the symptom).
 
-In RLHF, $P=\pi_{\text{RL}}$ generates the samples and $Q=\pi_{\text{ref}}$ only scores them.
-""", slide="slide")
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 3. Implementation
+#
+# The estimators are one-liners on `log_ratio = log Q(x) - log P(x)`; `k3` handles the cancellation.
+# `per_token_kl` is the exact sum over the vocabulary, and `kl_estimates_from_logits` returns all
+# sequence-level estimates for a batch of sampled responses.
 
-md(r"""
-**Three per-sample estimators** (J. Schulman, "Approximating KL divergence", 2020). Let
-$r = Q(x)/P(x)$ for $x\sim P$, and store $\log r$ (`log_ratio`).
-
-| estimator | formula | unbiased? | sign |
-|---|---|---|---|
-| $k_1$ | $-\log r$ | yes: this is eq. (4) | any sign; high variance |
-| $k_2$ | $\tfrac12(\log r)^2$ | no; right to second order when $P\approx Q$ | $\ge 0$ |
-| $k_3$ | $(r-1)-\log r$ | yes, because $\mathbb{E}_P[r] = \sum_x Q(x) = 1$ | $\ge 0$, since $\log r\le r-1$ |
-
-$k_3$ is $k_1$ plus the control variate $r-1$, which has mean zero and is strongly anti-correlated
-with $-\log r$ when $P\approx Q$. Near $\log r=0$, computing $e^{\log r}-1-\log r$ naively cancels
-catastrophically (the answer is about $(\log r)^2/2$); the library uses `expm1` and a Taylor series.
-""", slide="subslide")
-
-md(r"""
-**Sequences.** For a response $y=(y_1,\dots,y_T)$ the log-probability is a sum over tokens, so the
-sequence-level $k_1$ is the sum of per-token $k_1$. By the chain rule of KL,
-
-$$\mathrm{KL}\big(\pi(y)\,\|\,\pi_{\text{ref}}(y)\big) = \mathbb{E}_{y\sim\pi}\Big[\sum_t \mathrm{KL}\big(\pi(\cdot\mid y_{<t})\,\|\,\pi_{\text{ref}}(\cdot\mid y_{<t})\big)\Big],$$
-
-so a third unbiased estimate is available for free: the **exact** per-token KL over the whole
-vocabulary, summed along the sampled prefix. It removes the noise of which token was drawn.
-
-**When the sampler is not the policy.** If responses come from a modified sampler $s$ (top-$k$,
-top-$p$, a forced minimum length), the logged $k_1$ averages to
-
-$$\mathbb{E}_{y\sim s}\big[\log\pi(y)-\log\pi_{\text{ref}}(y)\big] = \mathrm{KL}(s\,\|\,\pi_{\text{ref}}) - \mathrm{KL}(s\,\|\,\pi),$$
-
-a difference of two KLs, which is negative whenever the sampler is closer to the reference than to
-the policy (TRL's PPO notes describe the symptom).
-""", slide="subslide")
-
-# ---------------------------------------------------------------------------------------------
-md(r"""
-## 3. Implementation
-
-The estimators are one-liners on `log_ratio = log Q(x) - log P(x)`; `k3` handles the cancellation.
-`per_token_kl` is the exact sum over the vocabulary, and `kl_estimates_from_logits` returns all
-sequence-level estimates for a batch of sampled responses.
-""", slide="slide")
-
-code(r"""
+# %% slideshow={"slide_type": "skip"}
 for fn in (dv.k1, dv.k2, dv.k3):
     print(inspect.getsource(fn))
-""", slide="skip")
 
-code(r"""
+# %% slideshow={"slide_type": "skip"}
 print(inspect.getsource(dv.per_token_kl))
 print(inspect.getsource(dv.kl_estimates_from_logits))
-""", slide="skip")
 
-# ---------------------------------------------------------------------------------------------
-md(r"""
-## 4. Experiments
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 4. Experiments
+#
+# ### 4.1 Schulman's table
+#
+# Samples come from $P=\mathcal{N}(0,1)$ and are scored by $Q=\mathcal{N}(0.1,1)$ or $\mathcal{N}(1,1)$
+# (Schulman's $q$ and $p$). The true KL is $\mu^2/2$: $0.005$ and $0.5$ nats. With unit variances the
+# log-ratio is linear in $x$: $\log r = \mu x - \mu^2/2$. We draw $4\times10^6$ samples per setting
+# (seeded, vectorised) and report the bias and the standard deviation of one sample's estimate,
+# both divided by the true KL, with the standard error of the bias.
 
-### 4.1 Schulman's table
-
-Samples come from $P=\mathcal{N}(0,1)$ and are scored by $Q=\mathcal{N}(0.1,1)$ or $\mathcal{N}(1,1)$
-(Schulman's $q$ and $p$). The true KL is $\mu^2/2$: $0.005$ and $0.5$ nats. With unit variances the
-log-ratio is linear in $x$: $\log r = \mu x - \mu^2/2$. We draw $4\times10^6$ samples per setting
-(seeded, vectorised) and report the bias and the standard deviation of one sample's estimate,
-both divided by the true KL, with the standard error of the bias.
-""", slide="slide")
-
-code(r"""
+# %% slideshow={"slide_type": "-"}
 n_mc = 4_000_000
 g = torch.Generator().manual_seed(0)
 x = torch.randn(n_mc, generator=g, dtype=torch.float64)  # (K,) samples from P = N(0, 1)
@@ -155,25 +149,22 @@ for mu in (0.1, 1.0):
         bias, sd = (v.mean().item() - true_kl) / true_kl, v.std().item() / true_kl
         table[name, mu] = (bias, sd, sd / math.sqrt(n_mc))
         samples[name, mu] = v[:200_000]
-""")
 
-code(r"""
+# %% slideshow={"slide_type": "subslide"}
 # NBVAL_CHECK_OUTPUT
 print("Q = N(mu, 1), P = N(0, 1); 4e6 samples; bias and stdev divided by the true KL")
 print(f"{'est':4s} {'mu':>4s} | {'bias/KL':>8s} {'(+-SE)':>7s} {'ref':>6s} | {'stdev/KL':>8s} {'ref':>6s}")
 for (name, mu), (bias, sd, se) in sorted(table.items(), key=lambda kv: (kv[0][1], kv[0][0])):
     rb, rs = reference[name, mu]
     print(f"{name:4s} {mu:4.1f} | {round(bias, 2) + 0.0:8.2f} {f'({se:.2f})':>7s} {rb:6.3g} | {sd:8.1f} {rs:6.3g}")
-""", slide="subslide")
 
-md(r"""
-The table matches Schulman's. $k_1$ is unbiased but its standard deviation is **20 times** the
-KL it estimates when the distributions are close: you would need about $400\cdot 10^4$ samples
-to pin the KL to 1%. $k_3$ is just as unbiased with 14× less spread. $k_2$ is as quiet as $k_3$
-and nearly unbiased when $P\approx Q$, but at $\mu=1$ it overshoots by 25%.
-""", slide="-")
+# %% [markdown] slideshow={"slide_type": "-"}
+# The table matches Schulman's. $k_1$ is unbiased but its standard deviation is **20 times** the
+# KL it estimates when the distributions are close: you would need about $400\cdot 10^4$ samples
+# to pin the KL to 1%. $k_3$ is just as unbiased with 14× less spread. $k_2$ is as quiet as $k_3$
+# and nearly unbiased when $P\approx Q$, but at $\mu=1$ it overshoots by 25%.
 
-code(r"""
+# %% slideshow={"slide_type": "subslide"}
 mus = np.linspace(0.05, 2.0, 40)
 x_small = x[:200_000]
 sweep = {name: [] for name in estimators}
@@ -205,33 +196,29 @@ ax.set(xscale="log", yscale="log", xlabel="mu (distance between P and Q)", ylabe
 ax.legend(fontsize=7, ncol=2)
 plt.tight_layout()
 plt.show()
-""", slide="subslide")
 
-md(r"""
-Left and middle: $k_1$ (blue) is spread on both sides of zero, $k_2$ and $k_3$ are never negative.
-Right: the relative spread of $k_1$ grows like $2/\mu$ as the distributions get closer, while $k_3$
-and $k_2$ stay near $\sqrt2$; the bias of $k_2$ grows with the distance, the dotted lines of
-$k_1$ and $k_3$ are Monte Carlo noise.
-""", slide="-")
+# %% [markdown] slideshow={"slide_type": "-"}
+# Left and middle: $k_1$ (blue) is spread on both sides of zero, $k_2$ and $k_3$ are never negative.
+# Right: the relative spread of $k_1$ grows like $2/\mu$ as the distributions get closer, while $k_3$
+# and $k_2$ stay near $\sqrt2$; the bias of $k_2$ grows with the distance, the dotted lines of
+# $k_1$ and $k_3$ are Monte Carlo noise.
 
-# ---------------------------------------------------------------------------------------------
-md(r"""
-### 4.2 On the tiny language model
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ### 4.2 On the tiny language model
+#
+# $\pi$ is the course's base model at this scale, and we need a reference $\pi_{\text{ref}}$ at a
+# known, moderate distance. Training one takes minutes, so we use a **logit-space perturbation** of
+# the same network:
+#
+# $$\pi_{\text{ref}}(v\mid c) \propto \exp\big(1.1\,z_v(c) - 4\,[v=\text{EOS}]\big),$$
+#
+# where $z(c)$ are $\pi$'s logits. The reference is slightly more confident (logits scaled by 1.1)
+# and ends responses later (EOS logit lowered by 4). Read in reverse, $\pi$ is a policy that has
+# drifted from its reference in two common ways: it spreads mass over more tokens, and it stops
+# earlier. We still *sample* $\pi$ at temperature 1; only the reference is perturbed, and one
+# forward pass scores both. Section 4.3 uses exactly these two drifts.
 
-$\pi$ is the course's base model at this scale, and we need a reference $\pi_{\text{ref}}$ at a
-known, moderate distance. Training one takes minutes, so we use a **logit-space perturbation** of
-the same network:
-
-$$\pi_{\text{ref}}(v\mid c) \propto \exp\big(1.1\,z_v(c) - 4\,[v=\text{EOS}]\big),$$
-
-where $z(c)$ are $\pi$'s logits. The reference is slightly more confident (logits scaled by 1.1)
-and ends responses later (EOS logit lowered by 4). Read in reverse, $\pi$ is a policy that has
-drifted from its reference in two common ways: it spreads mass over more tokens, and it stops
-earlier. We still *sample* $\pi$ at temperature 1; only the reference is perturbed, and one
-forward pass scores both. Section 4.3 uses exactly these two drifts.
-""", slide="slide")
-
-code(r"""
+# %% slideshow={"slide_type": "skip"}
 model, tokenizer = load_policy(scale)
 model.eval()
 EOS = tokenizer.eos_token_id
@@ -266,9 +253,8 @@ safe = sample(model, tokenizer, [prompt] * n_conv, R, seed=1)  # safe settings: 
 est_safe = kl_of_rollout(safe)
 for t in safe.texts[:3]:
     print("  ->", repr(t))
-""", slide="skip")
 
-code(r"""
+# %% slideshow={"slide_type": "subslide"}
 n = torch.arange(1, n_conv + 1)
 fig, axes = plt.subplots(1, 2, figsize=(13, 4))
 ax = axes[0]
@@ -294,9 +280,8 @@ ax.set(xlabel="per-response estimate of KL(pi || pi_ref) (nats)", ylabel="respon
 ax.legend(fontsize=8)
 plt.tight_layout()
 plt.show()
-""", slide="subslide")
 
-code(r"""
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 means = {f: getattr(est_safe, f).mean().item() for f in ("k1", "k3", "exact")}
 sds = {f: getattr(est_safe, f).std().item() for f in ("k1", "k3", "exact")}
@@ -305,31 +290,27 @@ se = sds["k1"] / math.sqrt(n_conv)
 print("k1 and k3 batch means agree with the exact sum within 3 SE:",
       all(abs(means[f] - means["exact"]) < 3 * se for f in ("k1", "k3")))
 print("KL of this reference is in the 0-10 nats range:", 0 < means["exact"] < 10)
-""")
 
-md(r"""
-All three estimators agree on the sequence KL; they differ in how many responses they need.
-The exact per-token sum is by far the quietest, because only the randomness of the *prefix* is
-left. Note that the $k_3$ sum is **not** quieter than the $k_1$ sum here, unlike in Schulman's
-table: $k_3$'s advantage needs log-ratios near 0, and a language model has tokens where
-$\pi_{	ext{ref}}/\pi$ is large, where $r-1$ explodes (the long right tail of the green histogram).
-RLHF implementations usually log (and penalise with) the $k_1$ sum because it needs only the
-sampled tokens' log-probs, not the full vocabulary.
-""", slide="-")
+# %% [markdown] slideshow={"slide_type": "-"}
+# All three estimators agree on the sequence KL; they differ in how many responses they need.
+# The exact per-token sum is by far the quietest, because only the randomness of the *prefix* is
+# left. Note that the $k_3$ sum is **not** quieter than the $k_1$ sum here, unlike in Schulman's
+# table: $k_3$'s advantage needs log-ratios near 0, and a language model has tokens where
+# $\pi_{	ext{ref}}/\pi$ is large, where $r-1$ explodes (the long right tail of the green histogram).
+# RLHF implementations usually log (and penalise with) the $k_1$ sum because it needs only the
+# sampled tokens' log-probs, not the full vocabulary.
 
-# ---------------------------------------------------------------------------------------------
-md(r"""
-### 4.3 Negative KL from biased sampling
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ### 4.3 Negative KL from biased sampling
+#
+# Same prompt, same $\pi$ and $\pi_{\text{ref}}$, but the responses now come from a sampler $s$ that
+# is not $\pi$: top-$k$ truncation, or EOS forbidden until the maximum length (`min_new_tokens`).
+# The `Rollout` returned by `sample` records both `logprobs` ($\log\pi$, what a trainer computes when
+# it re-scores the samples) and `sampler_logprobs` ($\log s$). The logged $k_1$ is
+# $\log\pi-\log\pi_{\text{ref}}$; it splits into $(\log s - \log\pi_{\text{ref}}) - (\log s - \log\pi)$,
+# whose means estimate $\mathrm{KL}(s\|\pi_{\text{ref}})$ and $\mathrm{KL}(s\|\pi)$.
 
-Same prompt, same $\pi$ and $\pi_{\text{ref}}$, but the responses now come from a sampler $s$ that
-is not $\pi$: top-$k$ truncation, or EOS forbidden until the maximum length (`min_new_tokens`).
-The `Rollout` returned by `sample` records both `logprobs` ($\log\pi$, what a trainer computes when
-it re-scores the samples) and `sampler_logprobs` ($\log s$). The logged $k_1$ is
-$\log\pi-\log\pi_{\text{ref}}$; it splits into $(\log s - \log\pi_{\text{ref}}) - (\log s - \log\pi)$,
-whose means estimate $\mathrm{KL}(s\|\pi_{\text{ref}})$ and $\mathrm{KL}(s\|\pi)$.
-""", slide="slide")
-
-code(r"""
+# %% slideshow={"slide_type": "skip"}
 try:
     sample(model, tokenizer, [prompt], R, top_k=10)
 except ValueError as err:
@@ -348,9 +329,8 @@ for name, ro in rollouts.items():
     s_vs_pi = dv.k1(dv.sampled_log_ratio(ro.sampler_logprobs, ro.logprobs, mask)).sum(-1)  # (B,)
     rows[name] = dict(k1=est.k1, k3=est.k3, exact=est.exact, s_vs_pi=s_vs_pi,
                       s_vs_ref=est.k1 + s_vs_pi, length=mask.sum(1).float())
-""", slide="skip")
 
-code(r"""
+# %% slideshow={"slide_type": "subslide"}
 print(f"{'sampler':24s} {'k1 (logged)':>14s} {'k1<0':>5s} | {'KL(s||ref)':>10s} {'KL(s||pi)':>9s} | "
       f"{'k3':>5s} {'exact':>5s} {'len':>4s}")
 for name, r in rows.items():
@@ -359,9 +339,8 @@ for name, r in rows.items():
     print(f"{name:24s} {k1v.mean().item():7.1f} ± {se:3.1f}  {(k1v < 0).float().mean().item():5.2f} | "
           f"{r['s_vs_ref'].mean().item():10.1f} {r['s_vs_pi'].mean().item():9.1f} | "
           f"{r['k3'].mean().item():5.1f} {r['exact'].mean().item():5.1f} {r['length'].mean().item():4.0f}")
-""", slide="subslide")
 
-code(r"""
+# %% slideshow={"slide_type": "subslide"}
 fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
 names = list(rows)
 ax = axes[0]
@@ -384,51 +363,45 @@ ax.set_xticks(range(1, len(names) + 1), names, fontsize=8)
 ax.set(ylabel="per-response k1 (nats)", title="Per-response logged KL under each sampler")
 plt.tight_layout()
 plt.show()
-""", slide="subslide")
 
-md(r"""
-**Why it goes negative.**
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# **Why it goes negative.**
+#
+# * *Top-$k$* throws away the tail of $\pi$, so $s$ is a sharper version of $\pi$ on its head.
+#   Our $\pi_{\text{ref}}$ is also sharper than $\pi$, so $s$ resembles the reference more than the
+#   policy: the subtracted term $\mathrm{KL}(s\|\pi) = -\mathbb{E}_s\log(\text{top-}k\text{ mass})$ wins.
+#   Per token, the sampled tokens are ones where $\pi_{\text{ref}} > \pi$.
+# * *Forced length* removes EOS while $\pi$ would have stopped. $\pi$ gives EOS more probability
+#   than the reference, so the non-EOS tokens it is forced to emit are ones the reference likes
+#   more than the policy does: again $\log\pi - \log\pi_{\text{ref}} < 0$ on the sampled tokens.
+#
+# During training this is worse than a wrong number. The reward is $r - \beta\,\mathrm{KL}$, so a
+# negative KL estimate is a bonus, and the policy can earn it by moving mass to tokens the sampler
+# never shows (the tail under top-$k$, EOS under a forced length), which costs nothing in the
+# estimate. $k_3$ and the exact per-token sum stay non-negative, but they are biased too: they
+# measure distances along the wrong sampler's responses. The fix is the sampler:
+# `rlhf_edu.generation.sample` refuses these settings unless `allow_biased=True`, and with its safe
+# defaults `sampler_logprobs == logprobs`, the subtracted term is exactly zero, and $k_1$ is unbiased.
 
-* *Top-$k$* throws away the tail of $\pi$, so $s$ is a sharper version of $\pi$ on its head.
-  Our $\pi_{\text{ref}}$ is also sharper than $\pi$, so $s$ resembles the reference more than the
-  policy: the subtracted term $\mathrm{KL}(s\|\pi) = -\mathbb{E}_s\log(\text{top-}k\text{ mass})$ wins.
-  Per token, the sampled tokens are ones where $\pi_{\text{ref}} > \pi$.
-* *Forced length* removes EOS while $\pi$ would have stopped. $\pi$ gives EOS more probability
-  than the reference, so the non-EOS tokens it is forced to emit are ones the reference likes
-  more than the policy does: again $\log\pi - \log\pi_{\text{ref}} < 0$ on the sampled tokens.
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 5. What the logged metrics mean
+#
+# * **`kl`** (TRL: `objective/kl`) is the batch mean of the *sequence-level* $k_1$: the sum over response
+#   tokens of $\log\pi-\log\pi_{\text{ref}}$, in nats. It starts at 0 (policy = reference) and should
+#   rise slowly. TRL's PPO notes suggest keeping it **between 0 and 10 nats**: at 10 nats a typical
+#   response is $e^{10}\approx 2\cdot10^4$ times more likely under the policy than under the reference.
+# * **Noise.** One batch's $k_1$ is noisy (section 4.2: one response's $k_1$ has a standard deviation as
+#   large as the KL itself), so read a smoothed curve, or log $k_3$ / the exact per-token KL next to it.
+# * **A negative `kl`** is never a real divergence. It means the samples did not come from the
+#   policy (top-$k$, top-$p$, temperature, min length, a stale policy) or that per-token terms are
+#   misaligned. Fix the sampler before tuning $\beta$.
+# * **Sequence vs per-token.** The sequence KL grows with response length; per-token averages
+#   (`kl / len`) compare runs with different lengths.
 
-During training this is worse than a wrong number. The reward is $r - \beta\,\mathrm{KL}$, so a
-negative KL estimate is a bonus, and the policy can earn it by moving mass to tokens the sampler
-never shows (the tail under top-$k$, EOS under a forced length), which costs nothing in the
-estimate. $k_3$ and the exact per-token sum stay non-negative, but they are biased too: they
-measure distances along the wrong sampler's responses. The fix is the sampler:
-`rlhf_edu.generation.sample` refuses these settings unless `allow_biased=True`, and with its safe
-defaults `sampler_logprobs == logprobs`, the subtracted term is exactly zero, and $k_1$ is unbiased.
-""", slide="subslide")
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 6. Checks
 
-# ---------------------------------------------------------------------------------------------
-md(r"""
-## 5. What the logged metrics mean
-
-* **`kl`** (TRL: `objective/kl`) is the batch mean of the *sequence-level* $k_1$: the sum over response
-  tokens of $\log\pi-\log\pi_{\text{ref}}$, in nats. It starts at 0 (policy = reference) and should
-  rise slowly. TRL's PPO notes suggest keeping it **between 0 and 10 nats**: at 10 nats a typical
-  response is $e^{10}\approx 2\cdot10^4$ times more likely under the policy than under the reference.
-* **Noise.** One batch's $k_1$ is noisy (section 4.2: one response's $k_1$ has a standard deviation as
-  large as the KL itself), so read a smoothed curve, or log $k_3$ / the exact per-token KL next to it.
-* **A negative `kl`** is never a real divergence. It means the samples did not come from the
-  policy (top-$k$, top-$p$, temperature, min length, a stale policy) or that per-token terms are
-  misaligned. Fix the sampler before tuning $\beta$.
-* **Sequence vs per-token.** The sequence KL grows with response length; per-token averages
-  (`kl / len`) compare runs with different lengths.
-""", slide="slide")
-
-# ---------------------------------------------------------------------------------------------
-md(r"""
-## 6. Checks
-""", slide="slide")
-
-code(r"""
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 ok_unbiased = all(abs(table[k, mu][0]) < 3 * table[k, mu][2] for k in ("k1", "k3") for mu in (0.1, 1.0))
 print("k1 and k3 unbiased on both Gaussians (|bias| < 3 SE):", ok_unbiased)
@@ -436,9 +409,8 @@ print("stdev/KL within 0.1 of Schulman's reference (rounded to 1 decimal) for al
       all(abs(round(table[key][1], 1) - reference[key][1]) <= 0.1 for key in reference))
 print("k2 bias/KL at mu=1 is 0.25 to 2 decimals:", round(table["k2", 1.0][0], 2) == 0.25)
 print("k3 >= 0 on every sample:", all(bool((samples["k3", mu] >= 0).all()) for mu in (0.1, 1.0)))
-""")
 
-code(r"""
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 print("safe sampler: sampler log-probs equal policy log-probs:", torch.equal(safe.sampler_logprobs, safe.logprobs))
 for name, r in rows.items():
@@ -447,14 +419,12 @@ for name, r in rows.items():
     print(f"{name:24s} logged k1 {'> 0' if name.startswith('safe') else '< 0'} beyond its noise: {verdict}")
 print("KL(s||pi) part > 0 for every biased sampler:",
       all(r["s_vs_pi"].mean().item() > 0 for k, r in rows.items() if not k.startswith("safe")))
-""")
 
-# ---------------------------------------------------------------------------------------------
-md(r"""
-## 7. Exercises
-""", slide="slide")
 
-code(r'''
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 7. Exercises
+
+# %% slideshow={"slide_type": "subslide"}
 def my_k3(log_ratio):
     """Schulman's k3 = (r - 1) - log r for log_ratio = log r = log Q(x) - log P(x), x ~ P.
 
@@ -466,17 +436,17 @@ def my_k3(log_ratio):
     taylor = log_ratio**2 / 2 + log_ratio**3 / 6 + log_ratio**4 / 24 + log_ratio**5 / 120
     return torch.where(small, taylor, torch.expm1(log_ratio) - log_ratio)
     ### END SOLUTION
-''', slide="subslide")
 
-code(r"""
+
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 test_lr = torch.tensor([-3.0, -0.5, -1e-3, -2e-4, 0.0, 3e-5, 1e-4, 0.02, 0.7, 2.0], dtype=torch.float32)
 ok = torch.allclose(my_k3(test_lr), dv.k3(test_lr), rtol=1e-4, atol=0)
 ok = ok and torch.allclose(my_k3(x[:1000] * 0.1 - 0.005), dv.k3(x[:1000] * 0.1 - 0.005), rtol=1e-10, atol=0)
 print("Exercise 1 (k3, stable for tiny log-ratios):", ok)
-""")
 
-code(r'''
+
+# %% slideshow={"slide_type": "subslide"}
 def per_token_kl_loop(logits_p, logits_q):
     """Exact KL(P_t || Q_t) at every position, with Python loops over positions.
 
@@ -491,18 +461,18 @@ def per_token_kl_loop(logits_p, logits_q):
         out.append((logp.exp() * (logp - logq)).sum())
     return torch.stack(out)
     ### END SOLUTION
-''', slide="subslide")
 
-code(r"""
+
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 with torch.no_grad():
     z = response_logits(model, safe.input_ids[:1], safe.attention_mask[:1], safe.prompt_length)[0].float()  # (R, V)
 ok = torch.allclose(per_token_kl_loop(z, reference_logits(z)), dv.per_token_kl(z[None], reference_logits(z)[None])[0],
                     rtol=1e-4, atol=1e-6)
 print("Exercise 2 (exact per-token KL over the vocabulary):", ok)
-""")
 
-code(r'''
+
+# %% slideshow={"slide_type": "subslide"}
 def sampler_mismatch(rollout):
     """Per-response log s(y) - log pi(y) from a Rollout: how far the sampler s is from the policy.
 
@@ -513,28 +483,18 @@ def sampler_mismatch(rollout):
     diff = (rollout.sampler_logprobs - rollout.logprobs) * rollout.response_mask
     return diff.sum(-1)
     ### END SOLUTION
-''', slide="subslide")
 
-code(r"""
+
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 ok = all(torch.allclose(sampler_mismatch(ro), rows[k]["s_vs_pi"], atol=1e-5) for k, ro in rollouts.items())
 ok = ok and bool((sampler_mismatch(safe) == 0).all()) and sampler_mismatch(rollouts["top_k=10"]).mean() > 0
 print("Exercise 3 (sampler-vs-policy log-ratio from the Rollout fields):", bool(ok))
-""")
 
-# ---------------------------------------------------------------------------------------------
-md(r"""
-## 8. References
-
-* N. Lambert, *RLHF book*, chapter "Regularization": eqs. (2)–(4) and the sampled-KL code sketch.
-* J. Schulman, "Approximating KL divergence", blog post, 2020: $k_1$, $k_2$, $k_3$ and the table.
-* Hugging Face TRL, PPO training notes: the 0–10 nats guideline, negative KL, safe generation settings.
-* Y. Yang, Lecture 6 "RLHF in Language Models" (PKU, 2023): the KL-penalised RLHF objective.
-""", slide="slide")
-
-nb = nbf.v4.new_notebook()
-nb.cells = cells
-nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-nb.metadata["language_info"] = {"name": "python"}
-nbf.write(nb, str(OUT))
-print(f"wrote {OUT}")
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 8. References
+#
+# * N. Lambert, *RLHF book*, chapter "Regularization": eqs. (2)–(4) and the sampled-KL code sketch.
+# * J. Schulman, "Approximating KL divergence", blog post, 2020: $k_1$, $k_2$, $k_3$ and the table.
+# * Hugging Face TRL, PPO training notes: the 0–10 nats guideline, negative KL, safe generation settings.
+# * Y. Yang, Lecture 6 "RLHF in Language Models" (PKU, 2023): the KL-penalised RLHF objective.

@@ -1,0 +1,477 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: slideshow,tags,-all
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,-jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# # 08 · Reward-free alignment: DPO and DPO+NLL
+#
+# Notebook 07 aligned the policy the reward-based way: learn a reward model, then run PPO against
+# it with a KL penalty. Here we skip both the reward model and the sampling loop. **Direct
+# Preference Optimization** (DPO) turns the preference data straight into a classification loss on
+# the policy. We train it on the critics' preference pairs, watch its best-known failure (the
+# chosen responses become *less* likely even as the model ranks them better), and fix it with the
+# length-normalised NLL term of the Regularization chapter.
+
+# %% slideshow={"slide_type": "skip"}
+# Colab or a fresh Jupyter: install the course package only if it is missing (in a clone,
+# `make setup` has installed it). Colab ships torch; on a CPU-only laptop install torch first
+# (README: `pip install torch==2.13.0`) so pip does not fetch a multi-GB CUDA build.
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("rlhf_edu") is None:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "rlhf-edu @ git+https://github.com/rlhf-edu/rlhf-edu"], check=True)
+
+import copy
+import inspect
+import math
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from rlhf_edu.config import get_scale, pick_device, seed_everything
+from rlhf_edu.data import PairCollator, load_splits, make_prompts, preference_pairs
+from rlhf_edu.dpo import (DPOConfig, dpo_loss, dpo_nll_loss, ipo_loss, length_normalised_nll,
+                          pair_logprobs, reference_logprobs, train_dpo)
+from rlhf_edu.generation import sample
+from rlhf_edu.logprobs import response_logprobs, sequence_logprob
+from rlhf_edu.models import frozen_copy, load_policy
+from rlhf_edu.rewards import gold_reward
+
+scale = get_scale()
+seed_everything(0, threads=2)
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 1. Learning goals
+#
+# After this notebook you can
+#
+# - derive the DPO loss from the optimum of KL-regularised RLHF, $\pi^* \propto \pi_{\text{ref}}\exp(r/\beta)$,
+#   and the Bradley–Terry model of notebook 03;
+# - read DPO's logged metrics: implicit rewards, their margin and accuracy, and the absolute
+#   log-probs of the chosen and rejected responses;
+# - explain why plain DPO can lower the likelihood of the responses it prefers, and how the
+#   length-normalised NLL term of DPO+NLL (Regularization chapter, eqs. 7–8) counters it;
+# - see what $\beta$ controls, and why the reference log-probs need computing only once.
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 2. Background
+#
+# **The RLHF objective and its optimum.** KL-regularised RLHF (Regularization chapter, eqs. 1–2;
+# notebook 07) maximises reward while staying close to a reference policy:
+#
+# $$\max_{\pi}\; \mathbb{E}_{x,\; y\sim\pi(\cdot|x)}\big[r(x,y)\big] \;-\; \beta\, \mathrm{KL}\big(\pi(\cdot|x)\,\|\,\pi_{\text{ref}}(\cdot|x)\big).$$
+#
+# Its maximiser has a closed form. The "Understanding RLHF" blog post reads it as Bayesian
+# inference, a prior $\pi_{\text{ref}}$ reweighted by the evidence $\exp(r/\beta)$:
+#
+# $$\pi^*(y|x) = \frac{1}{Z(x)}\,\pi_{\text{ref}}(y|x)\,\exp\!\big(r(x,y)/\beta\big),\qquad Z(x)=\sum_y \pi_{\text{ref}}(y|x)\exp\!\big(r(x,y)/\beta\big).$$
+#
+# The KL here is the *reverse* KL of notebook 01, so $\pi^*$ is mode-seeking: it drops the parts
+# of $\pi_{\text{ref}}$ that the reward dislikes.
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# **From reward to policy and back.** Take logs and solve for the reward:
+# $r(x,y) = \beta \log\frac{\pi^*(y|x)}{\pi_{\text{ref}}(y|x)} + \beta\log Z(x)$. Any policy
+# $\pi_\theta$ defines an **implicit reward** $\hat r_\theta(x,y)=\beta\log\frac{\pi_\theta(y|x)}{\pi_{\text{ref}}(y|x)}$,
+# up to a term that depends on $x$ alone. The Bradley–Terry model of notebook 03 only looks at
+# reward *differences* between two responses to the same prompt, $p(y_w \succ y_l|x)=\sigma(r(x,y_w)-r(x,y_l))$,
+# so $Z(x)$ cancels. Maximising the BT likelihood of the human choices over $\theta$ gives the DPO
+# loss (Rafailov et al. 2023, eq. 7):
+#
+# $$\mathcal{L}_{\text{DPO}} = -\log\sigma\Big(\beta\log\frac{\pi_\theta(y_w|x)}{\pi_{\text{ref}}(y_w|x)} - \beta\log\frac{\pi_\theta(y_l|x)}{\pi_{\text{ref}}(y_l|x)}\Big). \qquad (7)$$
+#
+# The reward model is still there, hidden in the policy: no separate network, no sampling during
+# training. The log-probs are **summed** over the response tokens. At the start
+# $\pi_\theta=\pi_{\text{ref}}$, every margin is 0 and the loss is exactly $\ln 2$, not 0.
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# **The failure mode.** Eq. 7 depends only on the *difference* of the two log-ratios. The loss
+# falls just as well when $\log\pi_\theta(y_w|x)$ drops by 5 nats and $\log\pi_\theta(y_l|x)$ drops
+# by 15 as when the chosen response gains. On offline data that the policy did not generate, the
+# easiest direction is often down for both, so the probability mass goes to responses that appear
+# in neither column.
+#
+# **DPO+NLL** (Regularization chapter, eqs. 7–8) adds a negative log-likelihood on the chosen
+# response, normalised by its length:
+#
+# $$\mathcal{L}_{\text{DPO+NLL}} = \mathcal{L}_{\text{DPO}}(x, y_w, y_l) \;-\; \alpha\,\frac{\log P_\theta(y_w|x)}{|y_w|}. \qquad (8)$$
+#
+# (In the chapter $y_w$ comes with a reasoning trace $c_w$ and the length is $|c_w|+|y_w|$; our
+# responses have no trace.) Each pair is divided by *its own* length, which is not the same as
+# the usual SFT loss, a mean over all chosen tokens in the batch, where long responses count more.
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 3. Implementation
+#
+# The losses are pure functions of four `(B,)` tensors of summed log-probs (plus the chosen
+# lengths for DPO+NLL). They return per-example losses and the detached implicit rewards.
+
+# %% slideshow={"slide_type": "skip"}
+print(inspect.getsource(dpo_loss))
+print(inspect.getsource(dpo_nll_loss))
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# The reference log-probs depend only on the data, never on $\theta$. So we score every pair
+# under $\pi_{\text{ref}}$ **once**, before training, and keep two numbers per pair instead of a
+# second model in memory: with GPT-2 on one small GPU this halves the model memory.
+# `train_dpo` does this itself unless it is handed the tensors (or a `reference_model` to score on
+# the fly, which gives the same losses; section 6 checks it).
+
+# %% slideshow={"slide_type": "skip"}
+print(inspect.getsource(reference_logprobs))
+print(inspect.getsource(train_dpo))
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 4. Experiments
+#
+# **Data.** Notebook 03's critic preference pairs: the prompt is the movie title, the chosen
+# response a *fresh* critic snippet and the rejected one a *rotten* snippet about the same movie.
+# Splits are by movie, so the held-out pairs are about movies never seen in training. We train
+# for one pass over the pairs that the run needs, with the sizes of `DPOConfig` at this scale.
+
+# %% slideshow={"slide_type": "-"}
+device = pick_device()
+base, tokenizer = load_policy(scale, device=device, dtype=torch.float32)  # float32 master weights
+cfg = DPOConfig.for_scale(scale)
+splits = load_splits(seed=0)
+train_pairs = preference_pairs(splits["train"], seed=0)
+train_pairs = train_pairs.select(range(min(len(train_pairs), cfg.steps * cfg.batch_size)))
+eval_pairs = preference_pairs(splits["validation"], seed=0)
+eval_pairs = eval_pairs.select(range(min(len(eval_pairs), cfg.n_eval_pairs)))
+print(cfg)
+print(f"{len(train_pairs)} training pairs, {len(eval_pairs)} held-out pairs")
+ex = train_pairs[0]
+print(f"prompt:   {ex['prompt']}\nchosen:   {ex['chosen']}\nrejected: {ex['rejected']}")
+
+# %% [markdown] slideshow={"slide_type": "-"}
+# **The reference, scored once.** `base` is both the starting policy and the reference. After
+# this cell training never needs a reference model.
+
+# %% slideshow={"slide_type": "-"}
+t0 = time.perf_counter()
+ref_train = reference_logprobs(base, tokenizer, train_pairs, cfg.max_len, cfg.max_prompt_tokens, cfg.eval_batch_size)
+ref_eval = reference_logprobs(base, tokenizer, eval_pairs, cfg.max_len, cfg.max_prompt_tokens, cfg.eval_batch_size)
+print(f"scored {2 * (len(train_pairs) + len(eval_pairs))} responses in {time.perf_counter() - t0:.1f} s")
+print(f"held-out mean log pi_ref: chosen {ref_eval.chosen.mean():.1f}, rejected {ref_eval.rejected.mean():.1f} "
+      f"nats; mean chosen length {ref_eval.chosen_lengths.float().mean():.1f} tokens")
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### 4.1 Plain DPO against DPO+NLL
+#
+# Three runs from the same starting point, with the same batches in the same order (one seed):
+# plain DPO ($\alpha=0$) and DPO+NLL with $\alpha\in\{0.2, 1.0\}$, all with $\beta=0.1$.
+
+# %% slideshow={"slide_type": "-"}
+alphas = {"DPO": 0.0, "DPO+NLL α=0.2": 0.2, "DPO+NLL α=1.0": 1.0}
+policies, histories = {}, {}
+for name, alpha in alphas.items():
+    policy = copy.deepcopy(base)
+    t0 = time.perf_counter()
+    histories[name] = train_dpo(policy, tokenizer, train_pairs, eval_pairs, cfg.with_(alpha=alpha),
+                                reference=ref_train, eval_reference=ref_eval)
+    policies[name] = policy.eval()
+    h = histories[name]
+    print(f"{name:15s} {time.perf_counter() - t0:5.1f} s | held-out accuracy {h['eval_accuracy'][0]:.2f} -> "
+          f"{h['eval_accuracy'][-1]:.2f}, chosen log-prob {h['eval_chosen_logp'][0]:.1f} -> {h['eval_chosen_logp'][-1]:.1f}")
+
+# %% slideshow={"slide_type": "subslide"}
+colors = {"DPO": "tab:red", "DPO+NLL α=0.2": "tab:orange", "DPO+NLL α=1.0": "tab:blue"}
+fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
+for name, h in histories.items():
+    s, c = h["eval_step"], colors[name]
+    axes[0, 0].plot(s, h["eval_chosen_logp"], "-o", color=c, ms=3, label=f"{name}: chosen $y_w$")
+    axes[0, 0].plot(s, h["eval_rejected_logp"], "--", color=c, label=f"{name}: rejected $y_l$")
+    axes[0, 1].plot(s, h["eval_margin"], "-o", color=c, ms=3, label=name)
+    axes[1, 0].plot(s, h["eval_accuracy"], "-o", color=c, ms=3, label=name)
+    axes[1, 1].plot(s, h["eval_nll"], "-o", color=c, ms=3, label=name)
+axes[0, 0].set(title="held-out log-probs (summed over the response)", xlabel="step", ylabel="log π_θ(y|x)  [nats]")
+axes[0, 1].set(title="held-out implicit-reward margin", xlabel="step", ylabel="r̂(y_w) − r̂(y_l)")
+axes[1, 0].set(title="held-out implicit-reward accuracy", xlabel="step", ylabel="fraction r̂(y_w) > r̂(y_l)")
+axes[1, 0].axhline(0.5, color="gray", lw=0.8, ls=":")
+axes[1, 1].set(title="held-out NLL term  −log P(y_w|x)/|y_w|", xlabel="step", ylabel="nats per token")
+axes[0, 0].legend(fontsize=7, ncol=1)
+for ax in axes.flat[1:]:
+    ax.legend(fontsize=8)
+fig.suptitle(f"DPO vs DPO+NLL on held-out critic pairs (β={cfg.beta}, {scale.name} model)")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown] slideshow={"slide_type": "-"}
+# Read the top-left panel first. Under plain DPO (red) the **chosen** responses lose many nats
+# of log-prob, on held-out pairs about movies the policy never trained on, while the margin (top
+# right) ends above zero: the rejected ones fell about as far or further. That is the failure
+# described above: the loss only sees the difference. At this tiny budget the margin and accuracy
+# gains are small and noisy (they dip first, while both log-probs drop together); the drop in the
+# chosen likelihood is the large, robust effect. The NLL term (orange, blue) holds the chosen
+# log-prob higher, more so with the larger α, and here it did not cost margin. The bottom-right
+# panel shows the quantity the NLL term penalises, per token. The training-batch view below shows
+# the same common drop of both log-ratios.
+
+# %% slideshow={"slide_type": "subslide"}
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+k = min(5, cfg.steps)  # moving average over k training batches
+smooth = lambda v: np.convolve(v, np.ones(k) / k, mode="valid")
+for name, h in histories.items():
+    steps = h["step"][k - 1:]
+    axes[0].plot(steps, smooth(np.array(h["chosen_reward"]) / cfg.beta), color=colors[name], label=f"{name}: chosen")
+    axes[0].plot(steps, smooth(np.array(h["rejected_reward"]) / cfg.beta), "--", color=colors[name], label=f"{name}: rejected")
+    axes[1].plot(steps, smooth(h["loss"]), color=colors[name], label=name)
+axes[0].axhline(0, color="gray", lw=0.8)
+axes[0].set(title="training batches: log π_θ/π_ref of each response", xlabel="step", ylabel="nats (moving average)")
+axes[1].axhline(math.log(2), color="gray", lw=0.8, ls=":")
+axes[1].set(title="training loss (DPO+α·NLL)", xlabel="step", ylabel="loss (moving average)")
+axes[0].legend(fontsize=7)
+axes[1].legend(fontsize=8)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### 4.2 What β controls
+#
+# $\beta$ prices the (implicit) KL to the reference. A small $\beta$ lets a large log-ratio margin
+# cost little loss, so the policy can drift far; a large $\beta$ saturates the sigmoid after a small
+# move. Two more plain-DPO runs ($\beta=0.02$ and $\beta=1$, same steps and batches) join the
+# $\beta=0.1$ run above. We report the held-out margin in log-ratio units (nats, the margin divided
+# by $\beta$) and in reward units, and the KL to the reference measured on samples (section 4.3).
+
+# %% slideshow={"slide_type": "-"}
+betas = [0.02, 0.1, 1.0]
+beta_policies, beta_histories = {0.1: policies["DPO"]}, {0.1: histories["DPO"]}
+for beta in betas:
+    if beta in beta_policies:
+        continue
+    policy = copy.deepcopy(base)
+    beta_histories[beta] = train_dpo(policy, tokenizer, train_pairs, eval_pairs, cfg.with_(beta=beta, alpha=0.0),
+                                     reference=ref_train, eval_reference=ref_eval)
+    beta_policies[beta] = policy.eval()
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### 4.3 Sampling from the trained policies
+#
+# We sample responses to held-out prompts (movie titles from the test split, the DPO prompt format)
+# with the safe sampler of notebook 02, score them with the VADER gold reward (it never saw the
+# preference labels), and estimate the sequence-level KL to the reference with the k1 estimator,
+# $\mathrm{KL} \approx \frac1N\sum_i \big[\log\pi_\theta(y_i|x_i) - \log\pi_{\text{ref}}(y_i|x_i)\big]$,
+# $y_i\sim\pi_\theta$.
+
+# %% slideshow={"slide_type": "-"}
+prompts = make_prompts(splits["test"], n=2 * scale.rl_batch_size, n_words=0, seed=0)["prompt"]
+reference = frozen_copy(base)
+
+
+@torch.no_grad()
+def sample_and_score(policy, seed=0):
+    ro = sample(policy, tokenizer, prompts, max_new_tokens=scale.max_response_tokens, seed=seed,
+                max_prompt_tokens=cfg.max_prompt_tokens)
+    ref_lp = response_logprobs(reference, ro.input_ids, ro.attention_mask, ro.prompt_length)  # (B, R)
+    log_ratio = ((ro.logprobs - ref_lp) * ro.response_mask).sum(-1)  # (B,) k1 per sequence
+    return {"gold": gold_reward(ro.texts), "kl": log_ratio, "texts": ro.texts}
+
+
+runs = {"reference": base, **policies, **{f"DPO β={b}": p for b, p in beta_policies.items() if b != 0.1}}
+results = {name: sample_and_score(p) for name, p in runs.items()}
+print(f"{'policy':16s} {'gold reward':>12s} {'KL to ref':>10s}")
+for name, r in results.items():
+    print(f"{name:16s} {r['gold'].mean():12.3f} {r['kl'].mean():10.2f}")
+
+# %% slideshow={"slide_type": "subslide"}
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+names = list(alphas)
+x = np.arange(len(names) + 1)
+for ax, key, label in ((axes[0], "gold", "VADER gold reward (mean)"), (axes[1], "kl", "KL to reference [nats]")):
+    vals = [results[n][key] for n in ["reference", *names]]
+    means = [v.mean().item() for v in vals]
+    sems = [v.std().item() / math.sqrt(len(v)) for v in vals]
+    ax.bar(x, means, yerr=sems, color=["gray", *[colors[n] for n in names]], capsize=3)
+    ax.set_xticks(x, ["reference", *names], fontsize=8)
+    ax.set(ylabel=label, title=label + " of samples on held-out prompts")
+fig.tight_layout()
+plt.show()
+
+# %% slideshow={"slide_type": "subslide"}
+fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+bs = sorted(beta_histories)
+final_margin = [beta_histories[b]["eval_margin"][-1] for b in bs]
+axes[0].plot(bs, [m / b for m, b in zip(final_margin, bs)], "-o", color="tab:purple")
+axes[0].set(xscale="log", title="held-out log-ratio margin (margin / β)", xlabel="β", ylabel="nats")
+axes[1].plot(bs, final_margin, "-o", color="tab:green")
+axes[1].set(xscale="log", title="held-out implicit-reward margin", xlabel="β", ylabel="r̂(y_w) − r̂(y_l)")
+kl = [results["DPO" if b == 0.1 else f"DPO β={b}"]["kl"] for b in bs]
+axes[2].errorbar(bs, [k.mean() for k in kl], yerr=[k.std() / math.sqrt(len(k)) for k in kl], fmt="-o", color="tab:red", capsize=3)
+axes[2].set(xscale="log", title="KL(π_θ ‖ π_ref) on samples", xlabel="β", ylabel="nats per response")
+fig.suptitle(f"plain DPO after {cfg.steps} steps, for three values of β")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown] slideshow={"slide_type": "-"}
+# The smallest $\beta$ moves furthest: the largest KL to the reference and the largest held-out
+# log-ratio margin. A large $\beta$ makes each nat of log-ratio count more in the sigmoid, so the
+# loss saturates (or, on noisy pairs, is dominated by a few) after a small move. In reward units
+# (middle panel) the margin is multiplied by $\beta$, so compare runs in nats.
+
+# %% slideshow={"slide_type": "-"}
+for name in ["reference", *alphas]:
+    print(f"--- {name}")
+    for p, t in list(zip(prompts, results[name]["texts"]))[:3]:
+        print(f"  {p} {t}")
+
+# %% [markdown] slideshow={"slide_type": "-"}
+# At the tiny scale the samples are not fluent (the 5M-parameter model was pretrained for minutes);
+# the curves and averages carry the lesson. With `RLHF_EDU_SCALE=gpt2` the same cells run GPT-2
+# small.
+#
+# **Reward-based against reward-free.** Notebook 07 reached its sentiment gains with PPO, which
+# samples from the current policy, scores the samples with a learned reward model and pays an
+# explicit, measured KL penalty. DPO never samples during training: it only reshapes the
+# likelihood of a fixed, offline set of critic snippets, and its KL to the reference is a side
+# effect that we can only measure afterwards, as above. That is what makes it cheap (one model,
+# no generation loop, reference scored once) and also what lets it push probability onto text it
+# never saw, including the drop in the chosen likelihood. The "Reward-based vs reward-free"
+# article summarises the comparison the same way: no clear winner, with PPO often ahead when the
+# preference data are out of distribution for the policy, and both methods in use at large labs.
+# Run notebook 07 to compare its gold-reward and KL numbers with the table above; expect them to
+# differ, since PPO optimises on its own samples and tracks the KL it pays.
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 5. What the logged metrics mean
+#
+# | key in the history | meaning | healthy sign |
+# |---|---|---|
+# | `loss` | mean of eq. 7 (+ α × NLL, eq. 8) over the batch | starts at ln 2 ≈ 0.693 (+ α·NLL), falls |
+# | `chosen_reward`, `rejected_reward` | implicit rewards $\beta\log\pi_\theta/\pi_{\text{ref}}$ of $y_w$ and $y_l$ | chosen above rejected; both falling is the failure of §4.1 |
+# | `margin` | chosen minus rejected implicit reward | grows; a margin that keeps growing fast with flat held-out accuracy is over-fitting |
+# | `accuracy` | fraction of pairs with chosen reward above rejected (ties count ½) | 0.5 at step 0, then up |
+# | `chosen_logp`, `rejected_logp` | absolute summed log-probs $\log\pi_\theta(y|x)$ | the chosen one should not collapse |
+# | `nll` | $-\log P_\theta(y_w|x)/\lvert y_w\rvert$, nats per chosen token | flat or falling with α > 0 |
+# | `tokens`, `seconds` | non-pad tokens in the batch and wall time of the step | for throughput (see `benchmarks/dpo_step.py`) |
+# | `eval_*` | the same on the held-out pairs, every `eval_every` steps | what the plots show |
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 6. Checks
+#
+# Exact values for closed forms; threshold verdicts for training results.
+
+# %% slideshow={"slide_type": "-"}
+# NBVAL_CHECK_OUTPUT
+g = torch.Generator().manual_seed(0)
+lp = -20 * torch.rand(4, 8, generator=g, dtype=torch.float64)
+lengths = torch.tensor([5, 9, 1, 12, 3, 7, 2, 4])
+at_init = dpo_loss(lp[0], lp[1], lp[0], lp[1], beta=0.1).losses
+print("DPO loss when the policy equals the reference:", round(at_init.mean().item(), 6), "= ln 2:", round(math.log(2), 6))
+same = torch.equal(dpo_nll_loss(*lp, lengths, 0.1, 0.0).losses, dpo_loss(*lp, 0.1).losses)
+print("DPO+NLL with alpha = 0 equals DPO:", same)
+print("IPO loss at the target margin 1/(2 beta):", round(ipo_loss(lp[1] + 5.0, lp[1], lp[1], lp[1], beta=0.1).losses.abs().max().item(), 9))
+
+# %% slideshow={"slide_type": "-"}
+# NBVAL_CHECK_OUTPUT
+batch = PairCollator(tokenizer, max_len=cfg.max_len, max_prompt_tokens=cfg.max_prompt_tokens)(
+    [eval_pairs[i] for i in range(8)])
+with torch.no_grad():
+    pol = pair_logprobs(policies["DPO"], batch)
+    live = pair_logprobs(reference, batch)  # on the fly, with a frozen reference model
+diff = (dpo_loss(pol.chosen, pol.rejected, ref_eval.chosen[:8].to(device), ref_eval.rejected[:8].to(device), cfg.beta).losses
+        - dpo_loss(pol.chosen, pol.rejected, live.chosen, live.rejected, cfg.beta).losses).abs().max().item()
+print("precomputed and on-the-fly reference give the same losses (max diff < 1e-4):", diff < 1e-4)
+
+# %% slideshow={"slide_type": "-"}
+# NBVAL_CHECK_OUTPUT
+h, h1 = histories["DPO"], histories["DPO+NLL α=1.0"]
+drop = h["eval_chosen_logp"][0] - h["eval_chosen_logp"][-1]
+print("plain DPO: held-out accuracy above 0.5:", h["eval_accuracy"][-1] > 0.5)
+print("plain DPO: held-out margin grew:", h["eval_margin"][-1] > h["eval_margin"][0])
+print("plain DPO: held-out chosen log-prob fell by > 2 nats:", drop > 2.0)
+print("DPO+NLL α=1.0 ends with a higher chosen log-prob than DPO:", h1["eval_chosen_logp"][-1] > h["eval_chosen_logp"][-1] + 1.0)
+
+# %% slideshow={"slide_type": "-"}
+# NBVAL_CHECK_OUTPUT
+kl_small, kl_large = results["DPO β=0.02"]["kl"].mean().item(), results["DPO β=1.0"]["kl"].mean().item()
+print("smaller beta moved further from the reference (KL at 0.02 > KL at 1.0 + 2 nats):", kl_small > kl_large + 2.0)
+print("every KL estimate finite and >= -0.5 nats:", all(math.isfinite(r["kl"].mean().item()) and r["kl"].mean().item() > -0.5 for r in results.values()))
+
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 7. Exercises
+#
+# **Exercise 1: the NLL term.** Implement the per-example, length-normalised NLL of eq. 8 from
+# token log-probs and a response mask. Do not call the library.
+
+# %% slideshow={"slide_type": "-"}
+def my_length_normalised_nll(token_logps, mask):
+    '''-log P(y_w|x) / |y_w| for each example.
+
+    token_logps: (B, T) log-probs of each token of the chosen sequence.
+    mask: (B, T) 1 on the chosen-response tokens, 0 elsewhere (prompt, padding).
+    Returns (B,): minus the sum of the masked log-probs, divided by that row's token count.
+    '''
+    ### BEGIN SOLUTION
+    mask = mask.to(token_logps.dtype)  # (B, T)
+    return -(token_logps * mask).sum(-1) / mask.sum(-1)  # (B,)
+    ### END SOLUTION
+
+
+# %% slideshow={"slide_type": "-"}
+# NBVAL_CHECK_OUTPUT
+g = torch.Generator().manual_seed(1)
+tl = -5 * torch.rand(6, 10, generator=g, dtype=torch.float64)
+m = (torch.rand(6, 10, generator=g) < 0.6).long()
+m[:, 0] = 1
+expected = length_normalised_nll(sequence_logprob(tl, m, reduction="sum"), m.sum(-1))
+print("Exercise 1 (length-normalised NLL):", torch.allclose(my_length_normalised_nll(tl, m), expected))
+
+
+# %% [markdown] slideshow={"slide_type": "-"}
+# **Exercise 2: IPO.** Azar et al. (2023, eq. 17) replace DPO's logistic loss by a squared one,
+# $\big(h - \tfrac{1}{2\beta}\big)^2$ with $h$ the difference of log-ratios. DPO's loss keeps
+# rewarding a larger margin for ever; IPO regresses it to a finite target. Implement it on summed
+# log-probs.
+
+# %% slideshow={"slide_type": "-"}
+def my_ipo_loss(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps, beta):
+    '''IPO loss per example. Every argument: (B,) summed log-probs; beta > 0. Returns (B,).'''
+    ### BEGIN SOLUTION
+    h = (policy_chosen_logps - ref_chosen_logps) - (policy_rejected_logps - ref_rejected_logps)  # (B,)
+    return (h - 1 / (2 * beta)) ** 2  # (B,)
+    ### END SOLUTION
+
+
+# %% slideshow={"slide_type": "-"}
+# NBVAL_CHECK_OUTPUT
+g = torch.Generator().manual_seed(2)
+args = [-30 * torch.rand(16, generator=g, dtype=torch.float64) for _ in range(4)]
+print("Exercise 2 (IPO loss):", all(torch.allclose(my_ipo_loss(*args, b), ipo_loss(*args, b).losses) for b in (0.1, 0.5)))
+
+# %% [markdown] slideshow={"slide_type": "-"}
+# **Exercise 3 (open).** Add a third panel to the β sweep: the held-out accuracy against β. Then
+# train with `ipo_loss` in place of `dpo_nll_loss` (copy `train_dpo`'s loop) and compare how far the
+# chosen log-prob falls.
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 8. References
+#
+# - Rafailov, Sharma, Mitchell, Ermon, Manning, Finn (2023). *Direct Preference Optimization: Your
+#   Language Model is Secretly a Reward Model.* Eq. 7: the DPO loss.
+# - The RLHF book, *Regularization* chapter: eqs. 1–2 (KL-regularised reward), eqs. 7–8 (DPO+NLL
+#   with a length-normalised NLL).
+# - "Understanding RLHF" (blog post, 2023): the optimum $\pi^*\propto\pi_0\exp(r/\beta)$ read as
+#   Bayesian inference.
+# - "LLM Alignment: Reward-Based vs Reward-Free" (2024): PPO-based RLHF against DPO.
+# - Azar et al. (2023). *A General Theoretical Paradigm to Understand Learning from Human
+#   Preferences* (IPO, eq. 17).
+# - Notebooks 01 (reverse KL), 03 (Bradley–Terry), 07 (PPO with a KL-shaped reward).
