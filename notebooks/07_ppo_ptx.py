@@ -51,6 +51,7 @@ if importlib.util.find_spec("rlhf_edu") is None:
 
 import copy
 import inspect
+import math
 import time
 
 import matplotlib.pyplot as plt
@@ -277,9 +278,15 @@ plt.show()
 #   reference keeps growing and the held-out LM loss rises the most, i.e. the model is forgetting how
 #   reviews are written. Look at its samples below: the text drifts towards whatever the reward model
 #   happens to like.
-# * **β > 0** trades some proxy reward for a KL that levels off.
-# * **β > 0 + ptx** gets a comparable reward with a smaller rise of the held-out LM loss: the
-#   pretraining gradients pay back part of the alignment tax.
+# * **β > 0** ends with a little less proxy reward and about half the KL of β = 0 in this run
+#   (printed above). Its KL is still rising at the last iteration: it has not levelled off within
+#   this budget.
+# * **β > 0 + ptx** ends with less proxy reward, far less KL and the smallest rise of the held-out
+#   LM loss. Its runs sit earlier on the same reward-KL path, so at this scale this looks as much
+#   like *less optimisation* as like a lower tax at equal reward; one seed cannot separate the two.
+# * **Gold reward:** no run ends with a gold reward more than 3 standard errors away from the
+#   base model's (the checks print the verdict for β > 0): reward hacking and gold gains do not
+#   appear at this scale, where the samples are not fluent text.
 
 # %% slideshow={"slide_type": "-"}
 for name in RUNS:
@@ -346,13 +353,15 @@ plt.show()
 # NBVAL_CHECK_OUTPUT
 h0, hk, hp = (histories[n] for n in RUNS)
 n0, nk, np_ = list(RUNS)
-print("reward model beats chance on held-out pairs:", rm_hist["eval_accuracy"][-1] > 0.55)
+print("reward model beats chance on held-out pairs (accuracy > 0.6):", rm_hist["eval_accuracy"][-1] > 0.6)
 print("beta=0: proxy reward rose by > 0.3:", h0["reward"][-1] - h0["reward"][0] > 0.3)
 print("beta=0 drifts further from the reference than beta>0 (final KL):", h0["kl"][-1] > hk["kl"][-1])
 print("beta=0 has the largest held-out LM-loss rise:", tax[n0] > max(tax[nk], tax[np_]))
 print("ptx run has a smaller held-out LM-loss rise than beta>0 alone:", tax[np_] < tax[nk])
-print("KL-penalised run ends with gold reward above the base model (64 samples):",
-      finals[nk]["gold"].mean().item() > base_eval["gold"].mean().item())
+gold_k, gold_0 = finals[nk]["gold"], base_eval["gold"]
+se_gap = math.sqrt(gold_k.var().item() / len(gold_k) + gold_0.var().item() / len(gold_0))
+print("KL-penalised run's gold reward within 3 SE of the base model (no gold gain shown, 64 samples):",
+      abs(gold_k.mean().item() - gold_0.mean().item()) < 3 * se_gap)
 
 # %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT

@@ -394,8 +394,9 @@ print("precomputed and on-the-fly reference give the same losses (max diff < 1e-
 # NBVAL_CHECK_OUTPUT
 h, h1 = histories["DPO"], histories["DPO+NLL α=1.0"]
 drop = h["eval_chosen_logp"][0] - h["eval_chosen_logp"][-1]
-print("plain DPO: held-out accuracy above 0.5:", h["eval_accuracy"][-1] > 0.5)
-print("plain DPO: held-out margin grew:", h["eval_margin"][-1] > h["eval_margin"][0])
+n_eval = len(ref_eval.chosen)
+print(f"plain DPO: held-out accuracy within 3 SE of chance ({n_eval} pairs; no accuracy gain shown at this scale):",
+      abs(h["eval_accuracy"][-1] - 0.5) < 3 * math.sqrt(0.25 / n_eval))
 print("plain DPO: held-out chosen log-prob fell by > 2 nats:", drop > 2.0)
 print("DPO+NLL α=1.0 ends with a higher chosen log-prob than DPO:", h1["eval_chosen_logp"][-1] > h["eval_chosen_logp"][-1] + 1.0)
 

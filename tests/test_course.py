@@ -7,6 +7,7 @@ notebook goes through nbval both as homework (must fail) and with its solutions 
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import subprocess
@@ -310,3 +311,43 @@ def test_real_homework_fails_nbval_and_passes_restored(tmp_path):
     course.write_notebook(restore_solutions(hw, solution), work / f"restored_{path.name}")
     assert _run_nbval(work / f"student_{path.name}", work / f"restored_{path.name}", cwd=tmp_path) == {
         f"student_{path.name}": False, f"restored_{path.name}": True}
+
+
+def test_copy_course_copies_the_pairs_and_assets_and_keeps_student_files(tmp_path):
+    dest = tmp_path / "my-course"
+    dest.mkdir()
+    (dest / "01_kl_directions.ipynb").write_text("my edits")  # a student's work is never overwritten
+    copied = course.copy_course(dest, stream=io.StringIO())
+    names = sorted(p.name for p in dest.iterdir() if p.is_file())
+    assert len(names) == 16 and all(n[:2].isdigit() for n in names)  # 8 notebooks + their .py sources
+    assert (dest / "01_kl_directions.ipynb").read_text() == "my edits"
+    assert dest / "01_kl_directions.ipynb" not in copied and len(copied) == 15
+    assert (dest / "slides" / "vendor" / "VERSIONS.md").exists()
+
+
+def test_in_place_run_writes_back_a_clean_executed_notebook(tmp_path):
+    src = tmp_path / "nbs"
+    src.mkdir()
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(6 * 7)")])
+    course.write_notebook(nb, src / "01_tiny.ipynb")
+    runs = course.run_course(scale="tiny", notebooks_dir=src, out_dir=src, in_place=True, stream=io.StringIO())
+    assert [r.status for r in runs] == ["ok"]
+    done = course.read_notebook(src / "01_tiny.ipynb")
+    assert done.cells[0].execution_count == 1 and done.cells[0].outputs[0]["text"] == "42\n"
+    assert "execution" not in done.cells[0].metadata
+    assert not (src / "summary.json").exists()
+
+
+def test_cache_and_tiny_model_locations_follow_the_environment(monkeypatch, tmp_path):
+    from rlhf_edu import config, resources
+
+    monkeypatch.setenv("RLHF_EDU_CACHE", str(tmp_path / "c"))
+    assert resources.cache_dir() == tmp_path / "c"
+    monkeypatch.delenv("RLHF_EDU_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
+    assert resources.cache_dir() == tmp_path / "x" / "rlhf-edu"
+    monkeypatch.delenv("RLHF_EDU_TINY_DIR", raising=False)
+    assert config.tiny().model_source == str(resources.SHIPPED_TINY_DIR)
+    assert (resources.SHIPPED_TINY_DIR / "model.safetensors").is_file()
+    monkeypatch.setenv("RLHF_EDU_TINY_DIR", str(tmp_path / "rebuilt"))
+    assert config.tiny().model_source == str(tmp_path / "rebuilt")
