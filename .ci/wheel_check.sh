@@ -36,12 +36,12 @@ export HF_HUB_OFFLINE=1 RLHF_EDU_SCALE=tiny RLHF_EDU_CACHE="$work/cache"
 "$work/venv/bin/python" - <<'PY'
 import rlhf_edu, rlhf_edu.resources as res
 from rlhf_edu.config import get_scale
-from rlhf_edu.models import load_policy, load_tokenizer
+from rlhf_edu.models import load_policy
 from rlhf_edu.data import load_corpus
 assert "site-packages" in rlhf_edu.__file__, rlhf_edu.__file__
 assert not res.IN_CLONE
 scale = get_scale("tiny")
-tok, policy = load_tokenizer(scale), load_policy(scale, device="cpu")
+policy, tok = load_policy(scale, device="cpu")
 print(f"installed package at {rlhf_edu.__file__}; tiny policy {sum(p.numel() for p in policy.parameters()):,} "
       f"parameters, vocab {len(tok)}; corpus {len(load_corpus())} rows")
 PY
