@@ -74,10 +74,10 @@ def _run_nbval(*paths: Path, cwd: Path) -> dict[str, bool]:
     return result
 
 
-def restore_solutions(homework, solution):
+def restore_solutions(student_nb, solution):
     """Put the solution cells' code back into a homework notebook (what a perfect student does)."""
-    restored = nbformat.from_dict(homework)
-    for ex in homework.find_exercises(homework):
+    restored = nbformat.from_dict(student_nb)
+    for ex in homework.find_exercises(student_nb):
         restored.cells[ex.solution_cell].source = solution.cells[ex.solution_cell].source
     return restored
 
