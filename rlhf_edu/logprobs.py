@@ -111,7 +111,7 @@ def _masked(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """``x * mask`` where ``mask`` is nonzero and exactly 0 elsewhere: garbage in padding (inf or
     NaN, where ``x * 0`` would be NaN) cannot leak into a reduction."""
     if x.shape != mask.shape:
-        raise ValueError(f"x/mask: expected equal shapes, got {tuple(x.shape)} and {tuple(mask.shape)}")
+        raise ValueError(f"x / mask: expected equal shapes, got {tuple(x.shape)} and {tuple(mask.shape)}")
     return torch.where(mask != 0, x * mask.to(x.dtype), torch.zeros_like(x))
 
 
