@@ -178,11 +178,9 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: 
     keep, zero = mask != 0, torch.zeros_like(m)  # where, not * m: inf/NaN garbage in padding cannot leak
     r = torch.where(keep, rewards.float() * m, zero)  # (B, R)
     v = torch.where(keep, values.float().detach() * m, zero)  # (B, R)
-    R = r.shape[1]
-    adv = torch.zeros_like(r)  # (B, R)
-    last = torch.zeros_like(r[:, 0])  # (B,) A_{t+1}
-    for t in reversed(range(R)):
-        next_v = v[:, t + 1] if t + 1 < R else torch.zeros_like(last)  # (B,) 0 after the end
+    adv, last = torch.zeros_like(r), torch.zeros_like(r[:, 0])  # (B, R) A_t and (B,) A_{t+1}
+    for t in reversed(range(r.shape[1])):
+        next_v = v[:, t + 1] if t + 1 < r.shape[1] else torch.zeros_like(last)  # (B,) 0 after the end
         delta = r[:, t] + gamma * next_v - v[:, t]  # (B,) TD error delta_t
         last = (delta + gamma * lam * last) * m[:, t]  # (B,) A_t = delta_t + gamma lam A_{t+1}
         adv[:, t] = last
