@@ -13,57 +13,57 @@ Sources:
 Shapes: B is the number of preference pairs. ``r_chosen`` and ``r_rejected`` are the rewards of
 the preferred (w, "chosen") and dispreferred (l, "rejected") responses, each (B,).
 
-Every loss is a pure function of reward tensors returning per-pair losses (B,) and a dict of
-detached diagnostics; average the losses yourself.
+Every loss is a pure function of reward tensors returning a :class:`PairLoss` NamedTuple: per-pair
+losses (B,) and detached diagnostics; average the losses yourself.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
-from ._checks import check_instance, check_int, check_nonnegative, check_positive, check_str_list
+from ._checks import check_instance, check_int, check_nonnegative, check_positive
 from .config import Scale, get_scale
+from .config import gpt2 as gpt2_scale
 from .data import tokenize_prompt_response
 
 LN2 = math.log(2.0)
 
 
-# ----------------------------------------------------------------------------------------------
-# Input checks
-# ----------------------------------------------------------------------------------------------
-def _check_pair(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> None:
-    for name, t in (("r_chosen", r_chosen), ("r_rejected", r_rejected)):
-        if not isinstance(t, torch.Tensor):
-            raise ValueError(f"{name}: expected a torch.Tensor of shape (B,), got {type(t).__name__}")
-        if t.dim() != 1:
-            raise ValueError(f"{name}: expected shape (B,), got {tuple(t.shape)}")
-        if not t.is_floating_point():
-            raise ValueError(f"{name}: expected a floating-point tensor, got {t.dtype}")
-    if r_chosen.shape != r_rejected.shape:
-        raise ValueError(
-            f"r_chosen/r_rejected: expected equal lengths, got {tuple(r_chosen.shape)} "
-            f"and {tuple(r_rejected.shape)}"
-        )
-    if r_chosen.numel() == 0:
-        raise ValueError("r_chosen: expected at least one pair, got 0")
-    if not (torch.isfinite(r_chosen).all() and torch.isfinite(r_rejected).all()):
-        raise ValueError("r_chosen/r_rejected: expected finite rewards, got inf or NaN")
+class PairLoss(NamedTuple):
+    """Output of :func:`bt_loss` and :func:`margin_loss`: per-pair losses and detached diagnostics, all (B,)."""
+
+    losses: torch.Tensor
+    """(B,) the per-pair loss (differentiable); average it for a batch loss."""
+    margin: torch.Tensor
+    """(B,) r_w - r_l."""
+    prob_chosen: torch.Tensor
+    """(B,) BT probability of the observed label, sigma(r_w - r_l)."""
+    correct: torch.Tensor
+    """(B,) 1 if r_w > r_l, 0.5 at a tie, else 0."""
+    reward_chosen: torch.Tensor
+    """(B,) r_w."""
+    reward_rejected: torch.Tensor
+    """(B,) r_l."""
+    target_margin: torch.Tensor | None = None
+    """(B,) the margin m of :func:`margin_loss` (None for :func:`bt_loss`)."""
+
+    @property
+    def diagnostics(self) -> dict:
+        """The detached diagnostics as a dict (the pre-0.1 second return value)."""
+        return {k: v for k, v in self._asdict().items() if k != "losses" and v is not None}
 
 
-def _diagnostics(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> dict[str, torch.Tensor]:
-    margin = (r_chosen - r_rejected).detach()  # (B,)
-    return {
-        "margin": margin,  # (B,) r_w - r_l
-        "prob_chosen": torch.sigmoid(margin),  # (B,) BT probability of the observed label
-        "correct": (margin > 0).float() + 0.5 * (margin == 0).float(),  # (B,) ties count half
-        "reward_chosen": r_chosen.detach(),  # (B,)
-        "reward_rejected": r_rejected.detach(),  # (B,)
-    }
+def _pair_loss(losses, r_chosen, r_rejected, target_margin=None) -> PairLoss:
+    d = (r_chosen - r_rejected).detach()  # (B,) r_w - r_l
+    return PairLoss(losses, d, torch.sigmoid(d), (d > 0).float() + 0.5 * (d == 0).float(),
+                    r_chosen.detach(), r_rejected.detach(), target_margin)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -77,29 +77,26 @@ def preference_probability(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> 
     r_chosen, r_rejected: (B,) rewards. Returns (B,) probabilities in (0, 1). Adding the same
     constant to both rewards leaves it unchanged (shift invariance).
     """
-    _check_pair(r_chosen, r_rejected)
     return torch.sigmoid(r_chosen - r_rejected)  # (B,) sigma(r_w - r_l)
 
 
-def bt_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> tuple[torch.Tensor, dict]:
+def bt_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> PairLoss:
     """The reward-model negative log-likelihood (Lecture 6, RM loss L_R).
 
     loss_i = -log sigma(r_w,i - r_l,i), computed with ``logsigmoid`` so that large negative
     margins do not underflow. It equals ln 2 when the rewards tie (an untrained reward model).
 
     r_chosen, r_rejected: (B,) rewards of the chosen and rejected responses.
-    Returns ``(losses (B,), diagnostics)``; diagnostics (detached) hold ``margin`` (B,),
-    ``prob_chosen`` (B,), ``correct`` (B,) (1 if r_w > r_l, 0.5 at a tie), ``reward_chosen`` and
-    ``reward_rejected``.
+    Returns :class:`PairLoss`: ``losses`` (B,) and the detached ``margin``, ``prob_chosen``,
+    ``correct`` (1 if r_w > r_l, 0.5 at a tie), ``reward_chosen`` and ``reward_rejected``, each (B,).
     """
-    _check_pair(r_chosen, r_rejected)
     losses = -F.logsigmoid(r_chosen - r_rejected)  # (B,) L_R = -log sigma(r_w - r_l)
-    return losses, _diagnostics(r_chosen, r_rejected)
+    return _pair_loss(losses, r_chosen, r_rejected)
 
 
 def margin_loss(
     r_chosen: torch.Tensor, r_rejected: torch.Tensor, margin: torch.Tensor | float
-) -> tuple[torch.Tensor, dict]:
+) -> PairLoss:
     """The Llama-2 margin loss (the Regularization chapter, eq. 9).
 
     loss_i = -log sigma(r_w,i - r_l,i - m_i). The pair must be won by at least the margin m_i
@@ -107,20 +104,11 @@ def margin_loss(
     m = 0 it is exactly :func:`bt_loss`.
 
     r_chosen, r_rejected: (B,) rewards. margin: a float or a (B,) tensor of margins m(y_c, y_r).
-    Returns ``(losses (B,), diagnostics)`` as :func:`bt_loss`, plus ``target_margin`` (B,).
+    Returns :class:`PairLoss` as :func:`bt_loss`, with ``target_margin`` (B,).
     """
-    _check_pair(r_chosen, r_rejected)
-    m = torch.as_tensor(margin, dtype=r_chosen.dtype, device=r_chosen.device)
-    if m.dim() == 0:
-        m = m.expand_as(r_chosen)  # (B,)
-    if m.shape != r_chosen.shape:
-        raise ValueError(f"margin: expected a float or shape {tuple(r_chosen.shape)}, got {tuple(m.shape)}")
-    if not torch.isfinite(m).all():
-        raise ValueError("margin: expected finite values, got inf or NaN")
+    m = torch.as_tensor(margin, dtype=r_chosen.dtype, device=r_chosen.device).expand_as(r_chosen)  # (B,)
     losses = -F.logsigmoid(r_chosen - r_rejected - m)  # (B,) eq. 9: -log sigma(r_c - r_r - m)
-    diag = _diagnostics(r_chosen, r_rejected)
-    diag["target_margin"] = m.detach()  # (B,)
-    return losses, diag
+    return _pair_loss(losses, r_chosen, r_rejected, m.detach())
 
 
 def centring_penalty(r_chosen: torch.Tensor, r_rejected: torch.Tensor, coef: float) -> torch.Tensor:
@@ -133,9 +121,6 @@ def centring_penalty(r_chosen: torch.Tensor, r_rejected: torch.Tensor, coef: flo
 
     r_chosen, r_rejected: (B,). coef: >= 0. Returns (B,) penalties.
     """
-    _check_pair(r_chosen, r_rejected)
-    if not (isinstance(coef, (int, float)) and math.isfinite(coef) and coef >= 0):
-        raise ValueError(f"coef: expected a finite float >= 0, got {coef!r}")
     if r_chosen.dtype in (torch.float16, torch.bfloat16):  # the square overflows float16 at |r| ~ 256
         return centring_penalty(r_chosen.float(), r_rejected.float(), coef).to(r_chosen.dtype)
     return coef * (r_chosen + r_rejected) ** 2  # (B,) coef * (r_w + r_l)^2
@@ -151,15 +136,7 @@ def normalise_rewards(
     pass it when scoring new responses, so that every later reward is on the same scale.
     Returns ``(rewards - offset (B,), offset (scalar tensor))``. BT probabilities are unchanged.
     """
-    if not isinstance(rewards, torch.Tensor) or rewards.dim() != 1 or rewards.numel() == 0:
-        raise ValueError(f"rewards: expected a non-empty (B,) tensor, got {getattr(rewards, 'shape', rewards)!r}")
-    if not rewards.is_floating_point():
-        raise ValueError(f"rewards: expected a floating-point tensor, got {rewards.dtype}")
-    if not torch.isfinite(rewards).all():
-        raise ValueError("rewards: expected finite values, got inf or NaN")
     off = rewards.mean() if offset is None else torch.as_tensor(offset, dtype=rewards.dtype)
-    if off.numel() != 1:
-        raise ValueError(f"offset: expected a scalar, got shape {tuple(off.shape)}")
     return rewards - off, off.detach()  # (B,) r - E[r]
 
 
@@ -168,7 +145,6 @@ def normalise_rewards(
 # ----------------------------------------------------------------------------------------------
 def pairwise_accuracy(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> float:
     """Fraction of pairs ranked right, r_w > r_l (ties count one half). r_chosen, r_rejected: (B,)."""
-    _check_pair(r_chosen, r_rejected)
     d = (r_chosen - r_rejected).detach()  # (B,)
     return float(((d > 0).float() + 0.5 * (d == 0).float()).mean())
 
@@ -185,16 +161,6 @@ def calibration(p_pred, outcomes, n_bins: int = 10) -> dict[str, np.ndarray | fl
     """
     p = np.asarray(torch.as_tensor(p_pred).detach().cpu(), dtype=np.float64).reshape(-1)
     y = np.asarray(torch.as_tensor(outcomes).detach().cpu(), dtype=np.float64).reshape(-1)
-    if p.shape != y.shape:
-        raise ValueError(f"p_pred/outcomes: expected equal lengths, got {p.shape} and {y.shape}")
-    if p.size == 0:
-        raise ValueError("p_pred: expected at least one prediction, got 0")
-    if not np.all((p >= 0) & (p <= 1)):
-        raise ValueError("p_pred: expected probabilities in [0, 1]")
-    if not np.all((y == 0) | (y == 1)):
-        raise ValueError("outcomes: expected 0/1 values")
-    if not (isinstance(n_bins, int) and n_bins >= 1):
-        raise ValueError(f"n_bins: expected an int >= 1, got {n_bins!r}")
     edges = np.linspace(0.0, 1.0, n_bins + 1)
     idx = np.clip(np.digitize(p, edges[1:-1]), 0, n_bins - 1)  # (B,) bin of each prediction
     count = np.bincount(idx, minlength=n_bins)
@@ -214,7 +180,6 @@ def pair_calibration(r_chosen: torch.Tensor, r_rejected: torch.Tensor, n_bins: i
     prediction sigma(r_l - r_w) and outcome 0. The table is then symmetric about 0.5.
     r_chosen, r_rejected: (B,).
     """
-    _check_pair(r_chosen, r_rejected)
     p = preference_probability(r_chosen.detach().double(), r_rejected.detach().double())  # (B,)
     p_both = torch.cat([p, 1 - p])  # (2B,)
     y_both = torch.cat([torch.ones_like(p), torch.zeros_like(p)])  # (2B,)
@@ -231,10 +196,6 @@ def sample_bt_comparisons(r_star, n_comparisons: int, seed: int = 0) -> tuple[np
     sigma(r*_a - r*_b). Returns ``(winners, losers)``, each (N,) int arrays of item indices.
     """
     r = np.asarray(r_star, dtype=np.float64)
-    if r.ndim != 1 or r.size < 2:
-        raise ValueError(f"r_star: expected a 1-D array of at least 2 rewards, got shape {r.shape}")
-    if not (isinstance(n_comparisons, (int, np.integer)) and n_comparisons >= 1):
-        raise ValueError(f"n_comparisons: expected an int >= 1, got {n_comparisons!r}")
     rng = np.random.default_rng(seed)
     a = rng.integers(0, r.size, n_comparisons)
     b = (a + rng.integers(1, r.size, n_comparisons)) % r.size  # a different item
@@ -257,16 +218,6 @@ def fit_bt_mle(n_items: int, winners, losers, l2: float = 1e-3) -> np.ndarray:
 
     w = np.asarray(winners)
     lo = np.asarray(losers)
-    if not (isinstance(n_items, (int, np.integer)) and n_items >= 2):
-        raise ValueError(f"n_items: expected an int >= 2, got {n_items!r}")
-    if w.shape != lo.shape or w.ndim != 1 or w.size == 0:
-        raise ValueError(f"winners/losers: expected equal non-empty (N,) arrays, got {w.shape} and {lo.shape}")
-    if not (np.issubdtype(w.dtype, np.integer) and np.issubdtype(lo.dtype, np.integer)):
-        raise ValueError("winners/losers: expected integer item indices")
-    if w.min() < 0 or lo.min() < 0 or w.max() >= n_items or lo.max() >= n_items:
-        raise ValueError(f"winners/losers: expected indices in [0, {n_items})")
-    if l2 < 0:
-        raise ValueError(f"l2: expected >= 0, got {l2}")
 
     def nll_and_grad(r: np.ndarray) -> tuple[float, np.ndarray]:
         d = r[w] - r[lo]  # (N,) r_w - r_l
@@ -337,8 +288,6 @@ class RewardModelConfig:
     @classmethod
     def gpt2(cls, scale: Scale | None = None, **overrides) -> "RewardModelConfig":
         """One-GPU preset: sizes from the gpt2 :class:`~rlhf_edu.config.Scale`, smaller lr."""
-        from .config import gpt2 as gpt2_scale
-
         scale = scale or gpt2_scale()
         overrides.setdefault("lr", 2e-5)
         return cls._from_scale(scale, **overrides)
@@ -357,13 +306,13 @@ class RewardModelConfig:
         return cls(**base)
 
 
-def _check_pairs(pairs) -> None:
+def _check_pairs(pairs, name: str) -> None:
     try:
         n = {k: len(pairs[k]) for k in ("prompt", "chosen", "rejected")}
     except (KeyError, TypeError, IndexError):
-        raise ValueError("pairs: expected a Dataset or dict with columns prompt, chosen, rejected") from None
+        raise ValueError(f"{name}: expected a Dataset or dict with columns prompt, chosen, rejected") from None
     if len(set(n.values())) != 1 or n["prompt"] == 0:
-        raise ValueError(f"pairs: expected equally long, non-empty prompt/chosen/rejected, got {n}")
+        raise ValueError(f"{name}: expected equally long, non-empty prompt/chosen/rejected, got {n}")
 
 
 def _device_of(model: torch.nn.Module) -> torch.device:
@@ -387,15 +336,8 @@ def score_texts(reward_model, tokenizer, prompts: list[str], responses: list[str
     prompts, responses: lists of B strings. Returns (B,) float32 on the CPU. The model is put in
     eval mode for scoring and restored to its previous mode afterwards.
     """
-    check_str_list("prompts", prompts, allow_empty=True)
-    check_str_list("responses", responses, allow_empty=True)
     if len(prompts) != len(responses):
         raise ValueError(f"prompts/responses: expected equal lengths, got {len(prompts)} and {len(responses)}")
-    if len(prompts) == 0:
-        raise ValueError("prompts: expected at least one example, got 0")
-    check_int("batch_size", batch_size, 1)
-    check_int("max_len", max_len, 2)
-    check_int("max_prompt_tokens", max_prompt_tokens, 1)
     was_training = reward_model.training
     reward_model.eval()
     out = [
@@ -414,8 +356,6 @@ def pair_rewards(reward_model, tokenizer, pairs: dict, config: RewardModelConfig
     pairs: a dict with lists ``prompt``, ``chosen``, ``rejected`` (a Dataset slice). Chosen and
     rejected go through one forward pass of 2B sequences.
     """
-    _check_pairs(pairs)
-    check_instance("config", config, RewardModelConfig)
     prompts = list(pairs["prompt"])
     r = _score_batch(reward_model, tokenizer, prompts + prompts,
                      list(pairs["chosen"]) + list(pairs["rejected"]),
@@ -429,20 +369,17 @@ def evaluate_reward_model(reward_model, tokenizer, pairs, config: RewardModelCon
     pairs: a Dataset (or dict of lists) with ``prompt``, ``chosen``, ``rejected``.
     Returns floats ``loss``, ``accuracy``, ``margin`` and tensors ``r_chosen``, ``r_rejected`` (B,).
     """
-    _check_pairs(pairs)
-    check_instance("config", config, RewardModelConfig)
     kw = dict(max_len=config.max_len, batch_size=config.eval_batch_size,
               max_prompt_tokens=config.max_prompt_tokens)
     r_c = score_texts(reward_model, tokenizer, list(pairs["prompt"]), list(pairs["chosen"]), **kw)
     r_r = score_texts(reward_model, tokenizer, list(pairs["prompt"]), list(pairs["rejected"]), **kw)
-    losses, diag = bt_loss(r_c, r_r)
-    return {"loss": float(losses.mean()), "accuracy": pairwise_accuracy(r_c, r_r),
-            "margin": float(diag["margin"].mean()), "r_chosen": r_c, "r_rejected": r_r}
+    out = bt_loss(r_c, r_r)
+    return {"loss": float(out.losses.mean()), "accuracy": pairwise_accuracy(r_c, r_r),
+            "margin": float(out.margin.mean()), "r_chosen": r_c, "r_rejected": r_r}
 
 
 def freeze_lower_layers(reward_model, n_layers: int) -> None:
     """Switch off gradients of the embeddings and the lowest ``n_layers`` transformer blocks."""
-    check_int("n_layers", n_layers, 0)
     if n_layers == 0:
         return
     backbone = reward_model.backbone
@@ -482,12 +419,9 @@ def train_reward_model(reward_model, tokenizer, train_pairs, eval_pairs,
     and ``margin`` (mean r_w - r_l) on the training batch, ``reward_mean`` (mean of r_w and r_l);
     per evaluation ``eval_step``, ``eval_loss``, ``eval_accuracy``, ``eval_margin``.
     """
-    from tqdm.auto import tqdm
-
     check_instance("config", config, RewardModelConfig)
+    _check_pairs(train_pairs, "train_pairs"), _check_pairs(eval_pairs, "eval_pairs")
     n = len(train_pairs)
-    if n == 0 or len(eval_pairs) == 0:
-        raise ValueError("train_pairs/eval_pairs: expected non-empty datasets")
     if margins is not None:
         margins = torch.as_tensor(np.asarray(margins, dtype=np.float32))  # (N,)
         if margins.shape != (n,):
@@ -511,10 +445,10 @@ def train_reward_model(reward_model, tokenizer, train_pairs, eval_pairs,
         idx = order[(step - 1) * config.batch_size: step * config.batch_size]  # (B,)
         r_c, r_r = pair_rewards(reward_model, tokenizer, train_pairs[idx.tolist()], config)  # (B,), (B,)
         if margins is None:
-            losses, diag = bt_loss(r_c, r_r)  # (B,)
+            out = bt_loss(r_c, r_r)  # (B,)
         else:
-            losses, diag = margin_loss(r_c, r_r, config.margin_scale * margins[idx].to(r_c))  # (B,)
-        total = losses.mean()
+            out = margin_loss(r_c, r_r, config.margin_scale * margins[idx].to(r_c))  # (B,)
+        total = out.losses.mean()
         if config.centring_coef > 0:
             total = total + centring_penalty(r_c, r_r, config.centring_coef).mean()
         opt.zero_grad(set_to_none=True)
@@ -522,9 +456,8 @@ def train_reward_model(reward_model, tokenizer, train_pairs, eval_pairs,
         torch.nn.utils.clip_grad_norm_([p for p in reward_model.parameters() if p.requires_grad],
                                        config.grad_clip)
         opt.step()
-        _append(history, step=step, loss=float(losses.detach().mean()), accuracy=float(diag["correct"].mean()),
-                margin=float(diag["margin"].mean()),
-                reward_mean=float(0.5 * (diag["reward_chosen"] + diag["reward_rejected"]).mean()))
+        _append(history, step=step, loss=float(out.losses.detach().mean()), accuracy=float(out.correct.mean()),
+                margin=float(out.margin.mean()), reward_mean=float(0.5 * (out.reward_chosen + out.reward_rejected).mean()))
         bar.set_postfix(loss=f"{history['loss'][-1]:.3f}")
         if step % config.eval_every == 0 or step == config.steps:
             evaluate(step)

@@ -40,8 +40,6 @@ class Scale:
     """Prompt+response length cap for reward-model and DPO batches."""
     rl_batch_size: int = 32
     """Prompts per RL iteration."""
-    rl_iterations: int = 40
-    """RL iterations (PPO / f-DPG / REINFORCE) per run."""
     pref_batch_size: int = 16
     """Preference pairs per reward-model / DPO step."""
     pref_steps: int = 120
@@ -59,7 +57,7 @@ class Scale:
         if not isinstance(self.model_source, str):
             raise ValueError(f"model_source: expected a directory or hub id (str), got {self.model_source!r}")
         for k in ("max_prompt_tokens", "max_response_tokens", "max_pair_tokens", "rl_batch_size",
-                  "rl_iterations", "pref_batch_size", "pref_steps", "eval_pairs"):
+                  "pref_batch_size", "pref_steps", "eval_pairs"):
             v = getattr(self, k)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{k}: expected an int >= 1, got {v!r}")
@@ -95,7 +93,6 @@ def gpt2(source: str | None = None) -> Scale:
         max_response_tokens=32,
         max_pair_tokens=96,
         rl_batch_size=64,
-        rl_iterations=100,
         pref_batch_size=32,
         pref_steps=400,
         eval_pairs=512,

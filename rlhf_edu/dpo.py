@@ -21,16 +21,17 @@ reference model in memory (one model instead of two: what users of one small GPU
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
+from ._checks import check_instance, check_int, check_nonnegative, check_positive
 from .data import PairCollator
-from .logprobs import masked_token_logprobs, sequence_logprob
+from .logprobs import masked_mean, masked_token_logprobs, sequence_logprob
 
 # ----------------------------------------------------------------------------------------------
 # Losses: pure functions of (B,) log-prob tensors
@@ -50,20 +51,10 @@ class DPOOutput(NamedTuple):
     """(B,) detached length-normalised NLL of y_w (DPO+NLL only; ``None`` otherwise)."""
 
 
-def _check_pair_logps(beta: float | None = None, **tensors: torch.Tensor) -> None:
-    if beta is not None and not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta > 0):
-        raise ValueError(f"beta: expected a finite number > 0, got {beta!r}")
-    for name, t in tensors.items():
-        if not isinstance(t, torch.Tensor) or t.dim() != 1:
-            shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
-            raise ValueError(f"{name}: expected a 1-D tensor of shape (B,), got {shape}")
-        if not t.is_floating_point():
-            raise ValueError(f"{name}: expected a floating-point tensor, got {t.dtype}")
-    sizes = {name: t.shape[0] for name, t in tensors.items()}
-    if len(set(sizes.values())) > 1:
-        raise ValueError(f"{' / '.join(sizes)}: expected the same batch size B, got {sizes}")
-    if next(iter(sizes.values())) == 0:
-        raise ValueError("batch: expected at least one pair, got B = 0")
+def _check_batch(**tensors: torch.Tensor) -> None:
+    shapes = {name: tuple(t.shape) for name, t in tensors.items()}
+    if len(set(shapes.values())) > 1 or len(next(iter(shapes.values()))) != 1:
+        raise ValueError(f"{'/'.join(shapes)}: expected (B,) tensors of the same batch size B, got {shapes}")
 
 
 def dpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Tensor,
@@ -85,9 +76,8 @@ def dpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Ten
         r_hat(x, y) = beta * log pi_theta(y|x)/pi_ref(y|x) of chosen and rejected (B,).
         When the policy equals the reference every loss is exactly ln 2 (not 0).
     """
-    _check_pair_logps(beta, policy_chosen_logps=policy_chosen_logps,
-                      policy_rejected_logps=policy_rejected_logps,
-                      ref_chosen_logps=ref_chosen_logps, ref_rejected_logps=ref_rejected_logps)
+    _check_batch(policy_chosen_logps=policy_chosen_logps, policy_rejected_logps=policy_rejected_logps,
+                 ref_chosen_logps=ref_chosen_logps, ref_rejected_logps=ref_rejected_logps)
     chosen_logratio = policy_chosen_logps - ref_chosen_logps  # (B,) log pi_theta/pi_ref of y_w
     rejected_logratio = policy_rejected_logps - ref_rejected_logps  # (B,) same for y_l
     losses = -F.logsigmoid(beta * (chosen_logratio - rejected_logratio))  # (B,) eq. 7
@@ -111,12 +101,7 @@ def length_normalised_nll(policy_chosen_logps: torch.Tensor, chosen_lengths: tor
     Returns:
         (B,) the per-example mean token negative log-likelihood (differentiable).
     """
-    if not isinstance(chosen_lengths, torch.Tensor):
-        raise ValueError(f"chosen_lengths: expected a (B,) tensor, got {type(chosen_lengths).__name__}")
-    _check_pair_logps(policy_chosen_logps=policy_chosen_logps, chosen_lengths=chosen_lengths.float())
-    if (chosen_lengths <= 0).any():
-        raise ValueError("chosen_lengths: expected every chosen response to have >= 1 token, "
-                         "got an empty response (length 0) in the NLL normalisation")
+    _check_batch(policy_chosen_logps=policy_chosen_logps, chosen_lengths=chosen_lengths)
     return -policy_chosen_logps / chosen_lengths.to(policy_chosen_logps.dtype)  # (B,) eq. 8, 2nd term
 
 
@@ -133,18 +118,7 @@ def token_mean_nll(chosen_token_logps: torch.Tensor, chosen_mask: torch.Tensor) 
         chosen_token_logps: (B, T) token log-probs of the chosen sequences.
         chosen_mask: (B, T) 1 on chosen-response tokens.
     """
-    if not isinstance(chosen_token_logps, torch.Tensor) or not chosen_token_logps.is_floating_point():
-        raise ValueError(f"chosen_token_logps: expected a floating-point (B, T) tensor, got "
-                         f"{getattr(chosen_token_logps, 'dtype', type(chosen_token_logps).__name__)}")
-    if chosen_token_logps.shape != chosen_mask.shape or chosen_token_logps.dim() != 2:
-        raise ValueError(f"chosen_token_logps/chosen_mask: expected equal (B, T) shapes, got "
-                         f"{tuple(chosen_token_logps.shape)} and {tuple(chosen_mask.shape)}")
-    m = chosen_mask.to(chosen_token_logps.dtype)  # (B, T)
-    n = m.sum()
-    if n == 0:
-        raise ValueError("chosen_mask: expected at least one response token, got none")
-    kept = torch.where(chosen_mask != 0, chosen_token_logps * m, torch.zeros_like(m))  # padding garbage cannot leak
-    return -kept.sum() / n  # scalar
+    return -masked_mean(chosen_token_logps, chosen_mask)  # scalar; padding garbage cannot leak
 
 
 def dpo_nll_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Tensor,
@@ -171,11 +145,6 @@ def dpo_nll_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch
         :class:`DPOOutput` with ``losses`` (B,), the detached implicit rewards (B,) and the
         detached per-example NLL term ``nll`` (B,) (before multiplying by alpha).
     """
-    if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha >= 0):
-        raise ValueError(f"alpha: expected a finite number >= 0, got {alpha!r}")
-    _check_pair_logps(beta, policy_chosen_logps=policy_chosen_logps,
-                      policy_rejected_logps=policy_rejected_logps,
-                      ref_chosen_logps=ref_chosen_logps, ref_rejected_logps=ref_rejected_logps)
     dpo = dpo_loss(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps, beta)
     nll = length_normalised_nll(policy_chosen_logps, chosen_lengths)  # (B,)
     losses = dpo.losses + alpha * nll  # (B,) eq. 8
@@ -197,9 +166,8 @@ def ipo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Ten
 
     Args: as :func:`dpo_loss`, all (B,). Returns :class:`DPOOutput`.
     """
-    _check_pair_logps(beta, policy_chosen_logps=policy_chosen_logps,
-                      policy_rejected_logps=policy_rejected_logps,
-                      ref_chosen_logps=ref_chosen_logps, ref_rejected_logps=ref_rejected_logps)
+    _check_batch(policy_chosen_logps=policy_chosen_logps, policy_rejected_logps=policy_rejected_logps,
+                 ref_chosen_logps=ref_chosen_logps, ref_rejected_logps=ref_rejected_logps)
     chosen_logratio = policy_chosen_logps - ref_chosen_logps  # (B,)
     rejected_logratio = policy_rejected_logps - ref_rejected_logps  # (B,)
     h = chosen_logratio - rejected_logratio  # (B,)
@@ -215,7 +183,6 @@ def implicit_reward_accuracy(chosen_rewards: torch.Tensor, rejected_rewards: tor
     chosen_rewards, rejected_rewards: (B,). Returns a scalar. Before training (policy = reference)
     every margin is 0 and the accuracy is 0.5, the coin-flip level.
     """
-    _check_pair_logps(chosen_rewards=chosen_rewards, rejected_rewards=rejected_rewards)
     margin = chosen_rewards - rejected_rewards  # (B,)
     return ((margin > 0).float() + 0.5 * (margin == 0).float()).mean()
 
@@ -243,15 +210,8 @@ def pair_logprobs(model, batch: dict) -> PairLogprobs:
     holding ``input_ids``, ``attention_mask``, ``response_mask`` of shape (B, T_c) / (B, T_r).
     Returns :class:`PairLogprobs` of (B,) tensors (differentiable when grad is enabled).
     """
-    keys = ("input_ids", "attention_mask", "response_mask")
-    if not all(isinstance(batch.get(s), dict) and all(k in batch[s] for k in keys) for s in ("chosen", "rejected")):
-        raise ValueError("batch: expected {'chosen': b, 'rejected': b} with input_ids, attention_mask and "
-                         "response_mask in each b (from PairCollator)")
     c, r = batch["chosen"], batch["rejected"]
     B, T = c["input_ids"].shape[0], max(c["input_ids"].shape[1], r["input_ids"].shape[1])
-    if r["input_ids"].shape[0] != B:
-        raise ValueError(f"batch: expected as many chosen as rejected rows, got {B} and "
-                         f"{r['input_ids'].shape[0]}")
     device = next(model.parameters()).device
     cat = {k: torch.cat([F.pad(c[k], (0, T - c[k].shape[1])), F.pad(r[k], (0, T - r[k].shape[1]))]).to(device)
            for k in ("input_ids", "attention_mask", "response_mask")}  # each (2B, T), right-padded
@@ -274,8 +234,6 @@ def reference_logprobs(model, tokenizer, pairs, max_len: int = 64, max_prompt_to
     """
     if len(pairs) == 0:
         raise ValueError("pairs: expected at least one preference pair, got 0")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size: expected an int >= 1, got {batch_size!r}")
     collate = PairCollator(tokenizer, max_len=max_len, max_prompt_tokens=max_prompt_tokens)
     was_training = model.training
     model.eval()
@@ -324,17 +282,12 @@ class DPOConfig:
     """``"bfloat16"`` to run forward passes under autocast on a GPU (weights stay float32)."""
 
     def __post_init__(self):
-        if not (math.isfinite(self.beta) and self.beta > 0):
-            raise ValueError(f"beta: expected > 0, got {self.beta}")
-        if not (math.isfinite(self.alpha) and self.alpha >= 0):
-            raise ValueError(f"alpha: expected >= 0, got {self.alpha}")
+        for name in ("beta", "lr", "grad_clip"):
+            check_positive(name, getattr(self, name))
+        check_nonnegative("alpha", self.alpha)
         for name in ("steps", "batch_size", "max_len", "eval_every", "eval_batch_size", "max_prompt_tokens",
                      "n_eval_pairs"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)}")
-        for name in ("lr", "grad_clip"):
-            if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
-                raise ValueError(f"{name}: expected a finite number > 0, got {getattr(self, name)}")
+            check_int(name, getattr(self, name))
         if self.amp_dtype not in (None, "bfloat16", "float16"):
             raise ValueError(f"amp_dtype: expected None, 'bfloat16' or 'float16', got {self.amp_dtype!r}")
 
@@ -356,9 +309,11 @@ class DPOConfig:
                              eval_every=50, eval_batch_size=128, amp_dtype=amp), **overrides})
 
     @classmethod
-    def for_scale(cls, scale, **overrides) -> "DPOConfig":
+    def from_scale(cls, scale, **overrides) -> "DPOConfig":
         """The preset matching a :class:`rlhf_edu.config.Scale` (``tiny`` or ``gpt2``)."""
         return cls.gpt2(**overrides) if scale.name == "gpt2" else cls.tiny(**overrides)
+
+    for_scale = from_scale  # deprecated alias (0.1)
 
     def with_(self, **overrides) -> "DPOConfig":
         """A copy with some fields replaced."""
@@ -392,11 +347,6 @@ def evaluate_dpo(policy, tokenizer, pairs, reference: PairLogprobs, config: DPOC
 
     pairs: N pairs; reference: their :func:`reference_logprobs` (N,). Returns a dict of floats.
     """
-    if not isinstance(config, DPOConfig):
-        raise ValueError(f"config: expected a DPOConfig, got {type(config).__name__}")
-    if not isinstance(reference, PairLogprobs) or len(reference.chosen) != len(pairs):
-        raise ValueError(f"reference: expected PairLogprobs with {len(pairs)} rows (one per pair), got "
-                         f"{len(reference.chosen) if isinstance(reference, PairLogprobs) else type(reference).__name__}")
     policy_now = reference_logprobs(policy, tokenizer, pairs, config.max_len,
                                     config.max_prompt_tokens, config.eval_batch_size)
     out = dpo_nll_loss(policy_now.chosen, policy_now.rejected, reference.chosen, reference.rejected,
@@ -430,11 +380,8 @@ def train_dpo(policy, tokenizer, train_pairs, eval_pairs=None, config: DPOConfig
     batch) and ``seconds`` (wall time of the step, evaluation excluded); every ``config.eval_every``
     steps the same keys prefixed ``eval_`` (with ``eval_step``) on ``eval_pairs``.
     """
-    from tqdm.auto import tqdm
-
     config = config or DPOConfig()
-    if not isinstance(config, DPOConfig):
-        raise ValueError(f"config: expected a DPOConfig, got {type(config).__name__}")
+    check_instance("config", config, DPOConfig)
     if len(train_pairs) < config.batch_size:
         raise ValueError(f"train_pairs: expected at least batch_size={config.batch_size} pairs, got {len(train_pairs)}")
     if reference_model is None and reference is None:

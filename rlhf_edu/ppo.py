@@ -2,9 +2,8 @@
 
 The pieces, in the order one iteration of :func:`train_ppo` uses them:
 
-1. :func:`make_rollout` samples responses with the safe sampler (:func:`rlhf_edu.generation.sample`)
-   and scores every response token under the policy (old log-probs), the frozen reference and the
-   value model.
+1. :func:`rlhf_edu.rollouts.make_rollout` samples responses with the safe sampler and scores every
+   response token under the policy (old log-probs), the frozen reference and the value model.
 2. A reward function gives task scores, either one per response (holistic, put on the last
    token) or dense per-token scores (:class:`rlhf_edu.rewards.FineGrainedReward`).
    :func:`rlhf_edu.rewards.kl_shaped_rewards` subtracts beta * KL on every token (eq. 2 of the
@@ -22,38 +21,20 @@ Every loss here is a pure function of tensors and returns its value with detache
 
 from __future__ import annotations
 
-import math
-import numbers
 import time
 from dataclasses import dataclass, fields, replace
 from typing import NamedTuple
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
-from .generation import Rollout, sample
-from .logprobs import logprobs_of_labels, masked_mean, masked_whiten, model_token_logprobs, response_logits
-from .models import position_ids_from_mask
+from ._checks import check_instance, check_int, check_nonnegative, check_positive
+from .logprobs import (logprobs_of_labels, masked_mean, masked_whiten, model_token_logprobs, response_logits,
+                       response_logprobs)
 from .rewards import FineGrainedOutput, gold_reward, kl_shaped_rewards, sequence_to_token_scores
-
-
-# ------------------------------------------------------------------------------------------
-# Configuration
-# ------------------------------------------------------------------------------------------
-
-def _check_count(name: str, v) -> None:
-    if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 1:
-        raise ValueError(f"{name}: expected an int >= 1, got {v!r}")
-
-
-def _check_prompt_length(input_ids, attention_mask, prompt_length) -> None:
-    if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
-        raise ValueError(f"input_ids: expected a (B, P+R) tensor, got {getattr(input_ids, 'shape', input_ids)!r}")
-    if not isinstance(attention_mask, torch.Tensor) or attention_mask.shape != input_ids.shape:
-        raise ValueError(f"attention_mask: expected shape {tuple(input_ids.shape)}, got "
-                         f"{tuple(getattr(attention_mask, 'shape', ()))}")
-    if not isinstance(prompt_length, numbers.Integral) or not 1 <= prompt_length < input_ids.shape[1]:
-        raise ValueError(f"prompt_length: expected an int in [1, {input_ids.shape[1]}), got {prompt_length!r}")
+from .rollouts import (PPOBatch, _autocast, check_context, make_rollout, response_values,  # noqa: F401
+                       reward_model_scores, score_samples)
 
 
 @dataclass
@@ -121,31 +102,20 @@ class PPOConfig:
     policy's KL is 0 only up to round-off. Ignored under bf16 autocast or non-float32 weights."""
 
     def __post_init__(self):
-        if not self.beta >= 0:
-            raise ValueError(f"beta: expected >= 0, got {self.beta}")
+        for name in ("iterations", "batch_size", "max_new_tokens", "ppo_epochs", "minibatch_size", "ptx_batch_size",
+                     "eval_every", "kl_horizon") + tuple(k for k in ("max_prompt_tokens", "micro_batch_size")
+                                                         if getattr(self, k) is not None):
+            check_int(name, getattr(self, name))
+        for name in ("lr", "value_lr", "max_grad_norm", "kl_target", "clip_eps", "value_clip_eps") + (
+                ("target_approx_kl",) if self.target_approx_kl is not None else ()):
+            check_positive(name, getattr(self, name))
+        for name in ("beta", "vf_coef", "ptx_coef"):
+            check_nonnegative(name, getattr(self, name))
         for name in ("gamma", "lam"):
-            v = getattr(self, name)
-            if not 0 <= v <= 1:
-                raise ValueError(f"{name}: expected a value in [0, 1], got {v}")
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name}: expected a value in [0, 1], got {getattr(self, name)}")
         if self.kl_estimator not in ("k1", "k3"):
             raise ValueError(f"kl_estimator: expected 'k1' or 'k3', got {self.kl_estimator!r}")
-        if self.ptx_coef < 0:
-            raise ValueError(f"ptx_coef: expected >= 0, got {self.ptx_coef}")
-        if self.clip_eps <= 0 or self.value_clip_eps <= 0:
-            raise ValueError("clip_eps/value_clip_eps: expected > 0")
-        for name in ("iterations", "batch_size", "max_new_tokens", "ppo_epochs", "minibatch_size", "ptx_batch_size",
-                     "eval_every", "kl_horizon"):
-            _check_count(name, getattr(self, name))
-        for name in ("max_prompt_tokens", "micro_batch_size"):
-            if getattr(self, name) is not None:
-                _check_count(name, getattr(self, name))
-        for name in ("lr", "value_lr", "max_grad_norm", "kl_target"):
-            if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
-                raise ValueError(f"{name}: expected a finite number > 0, got {getattr(self, name)}")
-        if not (math.isfinite(self.vf_coef) and self.vf_coef >= 0):
-            raise ValueError(f"vf_coef: expected a finite number >= 0, got {self.vf_coef}")
-        if self.target_approx_kl is not None and not self.target_approx_kl > 0:
-            raise ValueError(f"target_approx_kl: expected > 0 or None, got {self.target_approx_kl}")
         if self.dtype not in ("float32", "bfloat16", "float16"):
             raise ValueError(f"dtype: expected 'float32', 'bfloat16' or 'float16', got {self.dtype!r}")
         if self.batch_size % self.minibatch_size:
@@ -186,14 +156,10 @@ class PPOConfig:
         return base(**{**extra, **kw})
 
 
+
 # ------------------------------------------------------------------------------------------
 # Advantages and losses (pure functions of tensors)
 # ------------------------------------------------------------------------------------------
-
-def _check_unit(name: str, v: float) -> None:
-    if not 0 <= v <= 1:
-        raise ValueError(f"{name}: expected a value in [0, 1], got {v}")
-
 
 def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float = 1.0,
         lam: float = 0.95) -> tuple[torch.Tensor, torch.Tensor]:
@@ -205,8 +171,6 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: 
     rewards, values, mask: (B, R), mask 1 on a contiguous block of real tokens starting at 0.
     Returns ``(advantages, returns)``, both (B, R) and zero where mask is 0.
     """
-    _check_unit("gamma", gamma)
-    _check_unit("lam", lam)
     if rewards.dim() != 2 or rewards.shape != values.shape or rewards.shape != mask.shape:
         raise ValueError(f"rewards/values/mask: expected equal (B, R) shapes, got {tuple(rewards.shape)}, "
                          f"{tuple(values.shape)} and {tuple(mask.shape)}")
@@ -214,15 +178,14 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: 
     keep, zero = mask != 0, torch.zeros_like(m)  # where, not * m: inf/NaN garbage in padding cannot leak
     r = torch.where(keep, rewards.float() * m, zero)  # (B, R)
     v = torch.where(keep, values.float().detach() * m, zero)  # (B, R)
-    R = r.shape[1]
-    adv = torch.zeros_like(r)  # (B, R)
-    last = torch.zeros_like(r[:, 0])  # (B,) A_{t+1}
-    for t in reversed(range(R)):
-        next_v = v[:, t + 1] if t + 1 < R else torch.zeros_like(last)  # (B,) 0 after the end
+    adv, last = torch.zeros_like(r), torch.zeros_like(r[:, 0])  # (B, R) A_t and (B,) A_{t+1}
+    for t in reversed(range(r.shape[1])):
+        next_v = v[:, t + 1] if t + 1 < r.shape[1] else torch.zeros_like(last)  # (B,) 0 after the end
         delta = r[:, t] + gamma * next_v - v[:, t]  # (B,) TD error delta_t
         last = (delta + gamma * lam * last) * m[:, t]  # (B,) A_t = delta_t + gamma lam A_{t+1}
         adv[:, t] = last
     return adv, (adv + v) * m  # (B, R) advantages, returns
+
 
 
 class PolicyLoss(NamedTuple):
@@ -238,6 +201,7 @@ class PolicyLoss(NamedTuple):
     """k3 estimate of KL(old || new) over real tokens (detached); large means the step went far."""
 
 
+
 def clipped_policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: torch.Tensor,
                         mask: torch.Tensor, clip_eps: float = 0.2) -> PolicyLoss:
     """PPO's clipped surrogate (Schulman et al. 2017), negated to be minimised.
@@ -246,22 +210,19 @@ def clipped_policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, adva
     logprobs: (B, R) under the policy being trained (with grad); old_logprobs, advantages: (B, R)
     from the rollout; mask: (B, R).
     """
-    if not clip_eps > 0:
-        raise ValueError(f"clip_eps: expected > 0, got {clip_eps}")
-    for name, x in (("old_logprobs", old_logprobs), ("advantages", advantages), ("mask", mask)):
-        if x.shape != logprobs.shape:
-            raise ValueError(f"logprobs/{name}: expected equal shapes, got {tuple(logprobs.shape)} and "
-                             f"{tuple(x.shape)}")
-    keep = mask != 0  # padding gets log ratio 0 and advantage 0, so its garbage cannot reach loss or grads
-    log_ratio = torch.where(keep, logprobs - old_logprobs.detach(), torch.zeros_like(logprobs))  # (B, R)
-    ratio = log_ratio.exp()  # (B, R) rho_t
-    adv = torch.where(keep, advantages.detach(), torch.zeros_like(advantages))
-    unclipped = torch.where(adv == 0, torch.zeros_like(ratio), ratio * adv)  # (B, R); not inf * 0 = NaN
-    clipped = ratio.clamp(1 - clip_eps, 1 + clip_eps) * adv  # (B, R)
+    if not logprobs.shape == old_logprobs.shape == advantages.shape == mask.shape:
+        raise ValueError(f"logprobs/old_logprobs/advantages/mask: expected equal shapes, got "
+                         f"{[tuple(t.shape) for t in (logprobs, old_logprobs, advantages, mask)]}")
+    keep = mask != 0  # padding gets log rho 0 and advantage 0, so its garbage cannot reach loss or grads
+    log_rho = torch.where(keep, logprobs - old_logprobs.detach(), torch.zeros_like(logprobs))  # (B, R)
+    rho = log_rho.exp()  # (B, R) rho_t
+    adv = torch.where(keep, advantages.detach(), torch.zeros_like(advantages))  # (B, R) A_t
+    unclipped = torch.where(adv == 0, torch.zeros_like(rho), rho * adv)  # (B, R) rho A; not inf * 0 = NaN
+    clipped = rho.clamp(1 - clip_eps, 1 + clip_eps) * adv  # (B, R) clip(rho) A
     per_token = -torch.minimum(unclipped, clipped) * mask  # (B, R) L_t = -min(rho A, clip(rho) A)
     with torch.no_grad():
         clipfrac = masked_mean((clipped < unclipped).float(), mask)
-        approx_kl = masked_mean(torch.expm1(log_ratio) - log_ratio, mask)  # k3 of KL(old || new)
+        approx_kl = masked_mean(torch.expm1(log_rho) - log_rho, mask)  # k3 of KL(old || new)
     return PolicyLoss(masked_mean(per_token, mask), per_token, clipfrac, approx_kl)
 
 
@@ -276,6 +237,7 @@ class ValueLoss(NamedTuple):
     """Fraction of real tokens where the clipped error was the larger one (detached)."""
 
 
+
 def clipped_value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor,
                        mask: torch.Tensor, clip_eps: float = 0.2) -> ValueLoss:
     """The clipped value loss of PPO implementations (OpenAI baselines, TRL).
@@ -283,12 +245,9 @@ def clipped_value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: 
     V_clip = V_old + clip(V - V_old, -eps, eps); L = 0.5 max((V - R)^2, (V_clip - R)^2).
     values: (B, R) with grad; old_values, returns, mask: (B, R).
     """
-    if not clip_eps > 0:
-        raise ValueError(f"clip_eps: expected > 0, got {clip_eps}")
-    for name, x in (("old_values", old_values), ("returns", returns), ("mask", mask)):
-        if x.shape != values.shape:
-            raise ValueError(f"values/{name}: expected equal shapes, got {tuple(values.shape)} and "
-                             f"{tuple(x.shape)}")
+    if not values.shape == old_values.shape == returns.shape == mask.shape:
+        raise ValueError(f"values/old_values/returns/mask: expected equal shapes, got "
+                         f"{[tuple(t.shape) for t in (values, old_values, returns, mask)]}")
     old, ret = old_values.detach(), returns.detach()
     if any(t.dtype in (torch.float16, torch.bfloat16) for t in (values, old, ret)):  # squares overflow float16
         values, old, ret = (t.to(torch.promote_types(t.dtype, torch.float32)) for t in (values, old, ret))
@@ -301,10 +260,9 @@ def clipped_value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: 
     return ValueLoss(masked_mean(per_token, mask), per_token, clipfrac)
 
 
+
 def lm_loss(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
     """Mean next-token NLL of ``input_ids`` (B, L) under ``model``: -E[log pi(x)] of eq. 6. Scalar."""
-    if input_ids.dim() != 2 or input_ids.shape[1] < 2:
-        raise ValueError(f"input_ids: expected (B, L) with L >= 2, got {tuple(input_ids.shape)}")
     if attention_mask is None:
         attention_mask = torch.ones_like(input_ids)
     lp = model_token_logprobs(model, input_ids, attention_mask)  # (B, L-1)
@@ -317,8 +275,6 @@ def ppo_ptx_loss(ppo_loss: torch.Tensor, ptx_nll: torch.Tensor, ptx_coef: float)
     J = E[r - beta r_reg] + gamma E_pretrain[log pi(x)]; minimising ``ppo_loss + gamma * nll`` does
     gradient ascent on J. ptx_coef = gamma >= 0. With gamma = 0 this is exactly ``ppo_loss``.
     """
-    if not (math.isfinite(ptx_coef) and ptx_coef >= 0):
-        raise ValueError(f"ptx_coef: expected a finite number >= 0, got {ptx_coef}")
     if ptx_coef == 0:
         return ppo_loss
     return ppo_loss + ptx_coef * ptx_nll  # eq. 6: - J = L_PPO - gamma E[log pi(x)]
@@ -332,10 +288,7 @@ class KLController:
     """
 
     def __init__(self, beta: float, adaptive: bool = False, target: float = 6.0, horizon: int = 10_000):
-        if not beta >= 0:
-            raise ValueError(f"beta: expected >= 0, got {beta}")
-        if adaptive and (target <= 0 or horizon <= 0):
-            raise ValueError(f"target/horizon: expected > 0, got {target} and {horizon}")
+        check_nonnegative("beta", beta)
         self.beta, self.adaptive, self.target, self.horizon = float(beta), adaptive, target, horizon
 
     def update(self, kl: float, n_steps: int) -> float:
@@ -346,127 +299,6 @@ class KLController:
         return self.beta
 
 
-# ------------------------------------------------------------------------------------------
-# Rollouts
-# ------------------------------------------------------------------------------------------
-
-@dataclass
-class PPOBatch:
-    """One scored rollout. Shapes: B responses, P prompt tokens, R response tokens."""
-
-    input_ids: torch.Tensor
-    """(B, P+R) left-padded prompt followed by the response."""
-    attention_mask: torch.Tensor
-    """(B, P+R)."""
-    response_mask: torch.Tensor
-    """(B, R) 1 on real response tokens (through EOS)."""
-    prompt_length: int
-    """P."""
-    logprobs: torch.Tensor
-    """(B, R) log pi_old(a_t|s_t), re-scored with the training forward pass (or the sampler's own,
-    with ``PPOConfig.reuse_sampler_logprobs``)."""
-    ref_logprobs: torch.Tensor
-    """(B, R) log pi_ref(a_t|s_t)."""
-    values: torch.Tensor
-    """(B, R) V_old(s_t), the value of the state before token t."""
-    texts: list
-    """B decoded responses."""
-    prompts: list
-    """B prompts."""
-    rewards: torch.Tensor | None = None
-    """(B, R) per-token rewards (task scores minus beta KL)."""
-    scores: torch.Tensor | None = None
-    """(B, R) the task-score part of the rewards."""
-    kl: torch.Tensor | None = None
-    """(B, R) per-token KL estimate."""
-    advantages: torch.Tensor | None = None
-    """(B, R)."""
-    returns: torch.Tensor | None = None
-    """(B, R) value targets."""
-    rollout: Rollout | None = None
-    """The sampler's output (what reward functions read)."""
-
-
-def response_values(value_model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                    prompt_length: int) -> torch.Tensor:
-    """V(s_t) for each response token t: the value head at the position just before it. Returns (B, R)."""
-    _check_prompt_length(input_ids, attention_mask, prompt_length)
-    v = value_model(input_ids, attention_mask)  # (B, P+R)
-    return v[:, prompt_length - 1:-1]  # (B, R)
-
-
-@torch.no_grad()
-def reward_model_scores(reward_model, rollout: Rollout) -> torch.Tensor:
-    """R_phi(x, y) (B,) of a rollout's token ids directly (no re-tokenisation): the scalar head at
-    each response's last real token. Use when the reward model shares the policy's tokenizer and
-    was trained on the same layout; otherwise score decoded texts (e.g. ``bradley_terry.score_texts``).
-    """
-    if not all(hasattr(rollout, k) for k in ("input_ids", "attention_mask", "response_mask", "prompt_length")):
-        raise ValueError(f"rollout: expected a generation.Rollout, got {type(rollout).__name__}")
-    P = rollout.prompt_length
-    mask = torch.cat([rollout.attention_mask[:, :P], rollout.response_mask], 1)  # (B, P+R)
-    return reward_model.score(rollout.input_ids, mask).float()  # (B,)
-
-
-def check_context(model: nn.Module, prompt_length: int, max_new_tokens: int) -> None:
-    """Raise ``ValueError`` when prompt + response cannot fit the model's context window."""
-    _check_count("prompt_length", prompt_length)
-    _check_count("max_new_tokens", max_new_tokens)
-    n_ctx = getattr(model.config, "n_positions", None)
-    if n_ctx is not None and prompt_length + max_new_tokens > n_ctx:
-        raise ValueError(f"prompts: {prompt_length} prompt tokens + {max_new_tokens} new tokens exceed the "
-                         f"model's context of {n_ctx}; shorten the prompts or set max_prompt_tokens")
-
-
-@torch.no_grad()
-def make_rollout(policy, reference, value_model, tokenizer, prompts: list[str], config: PPOConfig,
-                 generator: torch.Generator | None = None) -> PPOBatch:
-    """Sample one response per prompt with the safe sampler and score it under all three models."""
-    from .generation import encode_prompts
-
-    if not isinstance(config, PPOConfig):
-        raise ValueError(f"config: expected a PPOConfig, got {type(config).__name__}")
-    ids, _ = encode_prompts(tokenizer, prompts, config.max_prompt_tokens)
-    check_context(policy, ids.shape[1], config.max_new_tokens)
-    ro: Rollout = sample(policy, tokenizer, prompts, config.max_new_tokens, generator=generator,
-                         max_prompt_tokens=config.max_prompt_tokens)
-    P, m = ro.prompt_length, ro.response_mask
-    amp = _autocast(config, ro.input_ids.device)
-    with amp:
-        if config.reuse_sampler_logprobs and amp.ctx is None and next(policy.parameters()).dtype == torch.float32:
-            old = ro.logprobs * m  # (B, R) the sampler's own log-probs: no second policy pass
-        else:  # re-score with the training forward pass: the first ratio is exactly 1
-            old = response_logprobs_masked(policy, ro.input_ids, ro.attention_mask, P, m)  # (B, R)
-        ref = response_logprobs_masked(reference, ro.input_ids, ro.attention_mask, P, m)  # (B, R)
-        values = response_values(value_model, ro.input_ids, ro.attention_mask, P).float() * m  # (B, R)
-    return PPOBatch(ro.input_ids, ro.attention_mask, m, P, old, ref, values, ro.texts, list(prompts), rollout=ro)
-
-
-def _response_logits(model, input_ids, attention_mask, prompt_length: int) -> torch.Tensor:
-    """Logits (B, R, V) scoring ``input_ids[:, P:]``, like :func:`rlhf_edu.logprobs.response_logits`,
-    but only the R response positions go through the LM head of a GPT-2-style model (one with
-    ``transformer`` and ``lm_head``): the P prompt positions' logits are never built. The logits are
-    the same values; in a backward pass the tied embedding's gradient sums fewer (all-zero) rows, so
-    it can differ at round-off level. Any other model falls back to ``response_logits``.
-    """
-    body, head = getattr(model, "transformer", None), getattr(model, "lm_head", None)
-    if body is None or head is None:
-        return response_logits(model, input_ids, attention_mask, prompt_length)
-    hidden = body(input_ids=input_ids, attention_mask=attention_mask, use_cache=False,
-                  position_ids=position_ids_from_mask(attention_mask)).last_hidden_state  # (B, P+R, H)
-    return head(hidden[:, prompt_length - 1:-1])  # (B, R, V)
-
-
-def response_logprobs_masked(model, input_ids, attention_mask, prompt_length, mask) -> torch.Tensor:
-    """Response log-probs (B, R) under ``model``, zero where ``mask`` (B, R) is 0."""
-    _check_prompt_length(input_ids, attention_mask, prompt_length)
-    R = input_ids.shape[1] - prompt_length
-    if not isinstance(mask, torch.Tensor) or tuple(mask.shape) != (input_ids.shape[0], R):
-        raise ValueError(f"mask: expected shape (B, R) = {(input_ids.shape[0], R)}, got "
-                         f"{tuple(getattr(mask, 'shape', ()))}")
-    logits = _response_logits(model, input_ids, attention_mask, prompt_length)  # (B, R, V)
-    return logprobs_of_labels(logits, input_ids[:, prompt_length:]) * mask  # (B, R)
-
 
 def score_batch(batch: PPOBatch, reward_out, beta: float, config: PPOConfig) -> PPOBatch:
     """Fill in rewards, KL, advantages and returns from a reward function's output.
@@ -474,10 +306,6 @@ def score_batch(batch: PPOBatch, reward_out, beta: float, config: PPOConfig) -> 
     reward_out: a (B,) tensor of holistic scores (placed on the last token) or a
     :class:`rlhf_edu.rewards.FineGrainedOutput` with dense (B, R) scores.
     """
-    if not isinstance(batch, PPOBatch):
-        raise ValueError(f"batch: expected a PPOBatch (from make_rollout), got {type(batch).__name__}")
-    if not isinstance(config, PPOConfig):
-        raise ValueError(f"config: expected a PPOConfig, got {type(config).__name__}")
     m = batch.response_mask
     if isinstance(reward_out, FineGrainedOutput):
         token_scores = reward_out.token_scores.to(m.device)  # (B, R)
@@ -496,16 +324,14 @@ def score_batch(batch: PPOBatch, reward_out, beta: float, config: PPOConfig) -> 
                    returns=ret)
 
 
+
 # ------------------------------------------------------------------------------------------
 # Pretraining (ptx) data and evaluation
 # ------------------------------------------------------------------------------------------
 
 def ptx_blocks(tokenizer, texts: list[str], block_tokens: int = 32, max_blocks: int | None = None) -> torch.Tensor:
     """Pack documents, each followed by EOS, into blocks of ``block_tokens`` tokens. Returns (N, L)."""
-    if block_tokens < 2:
-        raise ValueError(f"block_tokens: expected >= 2, got {block_tokens}")
-    if max_blocks is not None:
-        _check_count("max_blocks", max_blocks)
+    check_int("block_tokens", block_tokens, 2)
     if isinstance(texts, str):
         raise ValueError("texts: expected a list of strings, got a single string")
     ids: list[int] = []
@@ -519,13 +345,10 @@ def ptx_blocks(tokenizer, texts: list[str], block_tokens: int = 32, max_blocks: 
     return torch.tensor(ids[: n * block_tokens]).view(n, block_tokens)  # (N, L)
 
 
+
 @torch.no_grad()
 def heldout_lm_loss(model: nn.Module, blocks: torch.Tensor, batch_size: int = 32) -> float:
     """Mean next-token NLL (nats) of ``model`` on held-out blocks (N, L)."""
-    if not isinstance(blocks, torch.Tensor) or blocks.dim() != 2 or blocks.is_floating_point() or len(blocks) == 0:
-        raise ValueError(f"blocks: expected a non-empty (N, L) tensor of token ids, got "
-                         f"{getattr(blocks, 'dtype', '')} {tuple(getattr(blocks, 'shape', ()))}")
-    _check_count("batch_size", batch_size)
     device = next(model.parameters()).device
     total, count = 0.0, 0
     for i in range(0, len(blocks), batch_size):
@@ -535,44 +358,23 @@ def heldout_lm_loss(model: nn.Module, blocks: torch.Tensor, batch_size: int = 32
     return total / count
 
 
-@torch.no_grad()
-def evaluate_policy(policy, tokenizer, prompts: list[str], max_new_tokens: int, seed: int = 1234,
-                    max_prompt_tokens: int | None = 16, reward_fn=None) -> dict:
-    """Sample one response per prompt (fixed seed) and score it: gold (VADER) and, if given, proxy.
 
-    Returns ``{"gold": (B,) tensor, "proxy": (B,) tensor or None, "texts": list}``.
-    """
-    if reward_fn is not None and not callable(reward_fn):
-        raise ValueError(f"reward_fn: expected a callable rollout -> rewards or None, got {reward_fn!r}")
-    ro = sample(policy, tokenizer, prompts, max_new_tokens, seed=seed, max_prompt_tokens=max_prompt_tokens)
-    proxy = reward_fn(ro) if reward_fn is not None else None
-    if isinstance(proxy, FineGrainedOutput):
-        proxy = proxy.token_scores.sum(-1)
-    return {"gold": gold_reward(ro.texts), "proxy": proxy, "texts": ro.texts}
+def response_logprobs_masked(model, input_ids, attention_mask, prompt_length, mask) -> torch.Tensor:
+    """Deprecated (0.1): ``rlhf_edu.logprobs.response_logprobs(...) * mask``."""
+    return response_logprobs(model, input_ids, attention_mask, prompt_length) * mask
+
+
+evaluate_policy = score_samples  # deprecated alias (0.1): now rlhf_edu.rollouts.score_samples
 
 
 # ------------------------------------------------------------------------------------------
 # The update and the loop
 # ------------------------------------------------------------------------------------------
 
-class _autocast:
-    """bf16 autocast on CUDA when ``config.dtype == "bfloat16"``; a no-op otherwise."""
-
-    def __init__(self, config: PPOConfig, device):
-        on = torch.device(device).type == "cuda" and config.dtype == "bfloat16"
-        self.ctx = torch.autocast("cuda", dtype=torch.bfloat16) if on else None
-
-    def __enter__(self):
-        return self.ctx.__enter__() if self.ctx else None
-
-    def __exit__(self, *exc):
-        return self.ctx.__exit__(*exc) if self.ctx else False
-
-
 def _minibatch_losses(policy, value_model, batch: PPOBatch, idx: torch.Tensor, config: PPOConfig):
     """Policy loss, value loss and mean entropy on the responses ``idx`` of ``batch``."""
     ids, attn, m, P = batch.input_ids[idx], batch.attention_mask[idx], batch.response_mask[idx], batch.prompt_length
-    logits = _response_logits(policy, ids, attn, P).float()  # (b, R, V)
+    logits = response_logits(policy, ids, attn, P).float()  # (b, R, V)
     logp = logprobs_of_labels(logits, ids[:, P:])  # (b, R)
     pl = clipped_policy_loss(logp, batch.logprobs[idx], batch.advantages[idx], m, config.clip_eps)
     values = response_values(value_model, ids, attn, P).float()  # (b, R)
@@ -583,13 +385,10 @@ def _minibatch_losses(policy, value_model, batch: PPOBatch, idx: torch.Tensor, c
     return pl, vl, entropy
 
 
+
 def ppo_update(policy, value_model, optimizer, batch: PPOBatch, config: PPOConfig,
                ptx_data: torch.Tensor | None = None, generator: torch.Generator | None = None) -> dict:
     """PPO epochs over one scored rollout; returns the mean diagnostics of the steps taken."""
-    if not isinstance(config, PPOConfig):
-        raise ValueError(f"config: expected a PPOConfig, got {type(config).__name__}")
-    if not isinstance(batch, PPOBatch) or batch.advantages is None or batch.returns is None:
-        raise ValueError("batch: expected a PPOBatch scored by score_batch (with advantages and returns)")
     B, device = batch.input_ids.shape[0], batch.input_ids.device
     micro = config.micro_batch_size or config.minibatch_size
     stats = {k: [] for k in ("policy_loss", "value_loss", "ptx_loss", "clipfrac", "value_clipfrac",
@@ -631,6 +430,7 @@ def ppo_update(policy, value_model, optimizer, batch: PPOBatch, config: PPOConfi
     return out
 
 
+
 def _fused_adamw_ok(*models: nn.Module) -> bool:
     """Whether torch's fused AdamW kernel (one pass per parameter, what TRL's trainers use by default)
     can update these models: floating-point parameters on CPU or CUDA. It computes the same update
@@ -647,25 +447,24 @@ HISTORY_KEYS = ("iteration", "reward", "gold", "kl", "beta", "entropy", "clipfra
 
 def train_ppo(config: PPOConfig, policy, reference, value_model, tokenizer, prompts: list[str], reward_fn,
               ptx_data: torch.Tensor | None = None, heldout: torch.Tensor | None = None,
-              progress: bool = True) -> dict:
+              progress: bool = True, gold_fn=gold_reward) -> dict:
     """RLHF with PPO(-ptx): ``config.iterations`` rounds of rollout, reward, GAE and PPO epochs.
 
     policy: the LM being trained (its parameters change); reference: the frozen pi_ref (never
     changes); value_model: a :class:`rlhf_edu.models.ScalarHeadModel`; prompts: the prompt pool
     (cycled in a seeded order); reward_fn(rollout) -> (B,) holistic scores or a
     :class:`rlhf_edu.rewards.FineGrainedOutput`; ptx_data: (N, L) pretraining blocks for the ptx
-    term; heldout: (N, L) blocks for the held-out LM loss.
+    term; heldout: (N, L) blocks for the held-out LM loss; gold_fn(texts) -> (B,): the evaluation
+    reward logged as ``gold`` (default: the VADER gold reward), never seen by the policy.
 
     Returns a history (dict of lists, one entry per iteration, keys :data:`HISTORY_KEYS`), plus
     ``eval_iteration``/``heldout_lm_loss`` (every ``eval_every`` iterations) and ``samples`` (the
     first 4 responses of each iteration).
     """
-    from tqdm.auto import tqdm
-
-    if not isinstance(config, PPOConfig):
-        raise ValueError(f"config: expected a PPOConfig, got {type(config).__name__}")
-    if not callable(reward_fn):
-        raise ValueError(f"reward_fn: expected a callable rollout -> rewards, got {reward_fn!r}")
+    check_instance("config", config, PPOConfig)
+    for name, fn in (("reward_fn", reward_fn), ("gold_fn", gold_fn)):
+        if not callable(fn):
+            raise ValueError(f"{name}: expected a callable, got {fn!r}")
     if len(prompts) < config.batch_size:
         raise ValueError(f"prompts: expected at least batch_size={config.batch_size}, got {len(prompts)}")
     if config.ptx_coef > 0 and ptx_data is None:
@@ -694,7 +493,7 @@ def train_ppo(config: PPOConfig, policy, reference, value_model, tokenizer, prom
         stats = ppo_update(policy, value_model, optimizer, batch, config, ptx_data, gen)
         seq_kl = (batch.kl.sum(-1)).mean().item()  # mean over responses of the summed KL
         row = dict(iteration=it, reward=batch.scores.sum(-1).mean().item(),
-                   gold=gold_reward(batch.texts).mean().item(), kl=seq_kl, beta=kl_ctl.beta,
+                   gold=gold_fn(batch.texts).mean().item(), kl=seq_kl, beta=kl_ctl.beta,
                    response_length=batch.response_mask.sum(-1).float().mean().item(), rm_queries=queries, **stats)
         kl_ctl.update(seq_kl, config.batch_size)
         row["seconds"] = time.perf_counter() - t0

@@ -27,6 +27,7 @@ from .checkpoint import load_state, save_pretrained_atomic, save_state
 from .config import seed_everything
 from .resources import cache_dir
 from .data import lm_documents, load_splits
+from .generation import sample
 from .models import n_parameters
 
 EOS = "<|endoftext|>"
@@ -160,8 +161,6 @@ def unigram_perplexity(train_blocks: torch.Tensor, eval_blocks: torch.Tensor, vo
 
 def sample_continuations(model, tokenizer, prompts: list[str], max_new_tokens: int = 30, seed: int = 0) -> list[str]:
     """Safe-setting samples (see :mod:`rlhf_edu.generation`) for the model card."""
-    from .generation import sample
-
     if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
         raise ValueError(f"max_new_tokens: expected an int >= 1, got {max_new_tokens!r}")
     out = sample(model, tokenizer, prompts, max_new_tokens=max_new_tokens, seed=seed)

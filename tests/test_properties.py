@@ -132,12 +132,14 @@ def test_bt_family_finite_and_matches_float64(dtype, data):
     check_close(p, 1 / (1 + np.exp(-np.clip(d, -700, 700))), dtype, 1.0, what="preference_probability")
     assert ((p >= 0) & (p <= 1)).all()
 
-    losses, diag = bt.bt_loss(a, b)
+    _out = bt.bt_loss(a, b)
+
+    losses, diag = _out.losses, _out.diagnostics
     check_close(losses, log1pexp(-d), dtype, scale, what="bt_loss")
     assert (losses >= 0).all()
     assert all(torch.isfinite(v).all() for v in diag.values())
 
-    ml, _ = bt.margin_loss(a, b, m)
+    ml = bt.margin_loss(a, b, m).losses
     m_q = float(torch.tensor(m, dtype=dtype))
     check_close(ml, log1pexp(-(d - m_q)), dtype, scale + abs(m_q), what="margin_loss")
 
@@ -559,14 +561,15 @@ def test_fdpg_loss_finite_and_baseline_shift(dtype, data, c):
     n = data.draw(st.integers(2, 6))
     (lpx, l64), (R, R64) = q(data.draw(vec(n)), dtype), q(data.draw(vec(n, bound=100.0)), dtype)
     base = data.draw(st.floats(-100, 100))
-    loss, diag = fdpg.fdpg_loss(lpx, R, base)
+    _out = fdpg.fdpg_loss(lpx, R, base)
+    loss, diag = _out.losses, {'pseudo_reward': float(_out.pseudo_reward), 'advantage_std': float(_out.advantage_std)}
     exact = -(R64 - float(torch.tensor(base, dtype=dtype))) * l64
     check_finite_or_overflow(loss, exact, "fdpg_loss")
     assert all(math.isfinite(v) for v in diag.values())
     r64 = torch.tensor(data.draw(vec(n, bound=100.0)))
     lx = torch.tensor(data.draw(vec(n, bound=1000.0)))
-    a, _ = fdpg.fdpg_loss(lx, r64, 3.0)
-    b_, _ = fdpg.fdpg_loss(lx, r64 + c, 3.0 + c)  # R - b is all that matters
+    a = fdpg.fdpg_loss(lx, r64, 3.0).losses
+    b_ = fdpg.fdpg_loss(lx, r64 + c, 3.0 + c).losses  # R - b is all that matters
     assert torch.allclose(a, b_, rtol=1e-9, atol=1e-9 * (1 + abs(c)) * 1000)
 
 
