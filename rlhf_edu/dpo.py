@@ -96,7 +96,16 @@ def length_normalised_nll(policy_chosen_logps: torch.Tensor, chosen_lengths: tor
     return -policy_chosen_logps / chosen_lengths.to(policy_chosen_logps.dtype)  # (B,) eq. 8, 2nd term
 
 
-def token_mean_nll(chosen_token_logps: torch.Tensor, chosen_mask: torch.Tensor) -> torch.Tensor:
+class TokenNLL(NamedTuple):
+    """Output of :func:`token_mean_nll`."""
+
+    loss: torch.Tensor
+    """Scalar: -sum of chosen-token log-probs / number of chosen tokens (differentiable)."""
+    n_tokens: torch.Tensor
+    """Scalar: the number of chosen tokens averaged over."""
+
+
+def token_mean_nll(chosen_token_logps: torch.Tensor, chosen_mask: torch.Tensor) -> TokenNLL:
     """The SFT-style NLL: mean over *all* chosen tokens of the batch (a scalar).
 
         L_SFT = -sum_i sum_t log p(y_w,i,t) / sum_i |y_w,i|
@@ -108,8 +117,11 @@ def token_mean_nll(chosen_token_logps: torch.Tensor, chosen_mask: torch.Tensor) 
     Args:
         chosen_token_logps: (B, T) token log-probs of the chosen sequences.
         chosen_mask: (B, T) 1 on chosen-response tokens.
+
+    Returns :class:`TokenNLL` (``loss`` and ``n_tokens``, scalars).
     """
-    return -masked_mean(chosen_token_logps, chosen_mask)  # scalar; padding garbage cannot leak
+    loss = -masked_mean(chosen_token_logps, chosen_mask)  # scalar L_SFT; padding garbage cannot leak
+    return TokenNLL(loss, (chosen_mask != 0).sum())
 
 
 def dpo_nll_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Tensor,

@@ -260,15 +260,26 @@ def lm_loss(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Ten
     return -masked_mean(lp, attention_mask[:, 1:])
 
 
-def ppo_ptx_loss(ppo_loss: torch.Tensor, ptx_nll: torch.Tensor, ptx_coef: float) -> torch.Tensor:
+class PtxLoss(NamedTuple):
+    """Output of :func:`ppo_ptx_loss`."""
+
+    loss: torch.Tensor
+    """Scalar: L_PPO + gamma * NLL_pretrain (what is minimised)."""
+    ppo_loss: torch.Tensor
+    """Scalar: the PPO part (detached)."""
+    ptx_nll: torch.Tensor
+    """Scalar: the pretraining NLL, before the factor gamma (detached)."""
+
+
+def ppo_ptx_loss(ppo_loss: torch.Tensor, ptx_nll: torch.Tensor, ptx_coef: float) -> PtxLoss:
     """The PPO-ptx objective (eq. 6 of the Regularization chapter, InstructGPT) as a loss.
 
     J = E[r - beta r_reg] + gamma E_pretrain[log pi(x)]; minimising ``ppo_loss + gamma * nll`` does
-    gradient ascent on J. ptx_coef = gamma >= 0. With gamma = 0 this is exactly ``ppo_loss``.
+    gradient ascent on J. ptx_coef = gamma >= 0. With gamma = 0, ``loss`` is exactly ``ppo_loss``.
+    Returns :class:`PtxLoss` (scalars).
     """
-    if ptx_coef == 0:
-        return ppo_loss
-    return ppo_loss + ptx_coef * ptx_nll  # eq. 6: - J = L_PPO - gamma E[log pi(x)]
+    loss = ppo_loss + ptx_coef * ptx_nll if ptx_coef else ppo_loss  # eq. 6: -J = L_PPO - gamma E[log pi(x)]
+    return PtxLoss(loss, ppo_loss.detach(), ptx_nll.detach())
 
 
 class KLController:
@@ -400,7 +411,7 @@ def ppo_update(policy, value_model, optimizer, batch: PPOBatch, config: PPOConfi
                         rows = torch.randint(len(ptx_data), (max(1, config.ptx_batch_size * len(idx) // len(mb)),),
                                              generator=generator)
                         ptx = lm_loss(policy, ptx_data[rows].to(device))
-                    loss = ppo_ptx_loss(loss, ptx, config.ptx_coef)  # eq. 6
+                    loss = ppo_ptx_loss(loss, ptx, config.ptx_coef).loss  # eq. 6
                 (loss * w).backward()
                 for k, v in (("policy_loss", pl.loss), ("value_loss", vl.loss), ("ptx_loss", ptx),
                              ("clipfrac", pl.clipfrac), ("value_clipfrac", vl.clipfrac),

@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -420,12 +421,22 @@ class RankingRewardNet(torch.nn.Module):
         return torch.sigmoid(self.logits)  # (P, n)
 
 
-def ranking_utility_loss(rewards: torch.Tensor, utilities: list[Utility], eps: float = 0.05) -> torch.Tensor:
+class RankingLoss(NamedTuple):
+    """Output of :func:`ranking_utility_loss`."""
+
+    losses: torch.Tensor
+    """(P,) -mean_{i<j} U_p(R_{p,i} - R_{p,j}) (differentiable); average it for a batch loss."""
+    pair_margins: torch.Tensor
+    """(P, n(n-1)/2) R_w - R_l of every ranked pair (detached); negative means mis-ranked."""
+
+
+def ranking_utility_loss(rewards: torch.Tensor, utilities: list[Utility], eps: float = 0.05) -> RankingLoss:
     """Per-prompt negative mean utility over ranked pairs (the lecture's training objective).
 
     loss_p = -mean_{i<j} U_p(R_{p,i} - R_{p,j}), with completions sorted best first.
     rewards: (P, n). utilities: P utilities (one per prompt: a fixed U, or prompt-aware U_prom).
-    Returns (P,) losses. Utilities are extended below ``eps`` (see :meth:`Utility.torch_value`).
+    Returns :class:`RankingLoss` (``losses`` (P,)). Utilities are extended below ``eps`` (see
+    :meth:`Utility.torch_value`).
     """
     i, j = torch.triu_indices(rewards.shape[1], rewards.shape[1], offset=1)
     diffs = rewards[:, i] - rewards[:, j]  # (P, n(n-1)/2) R_w - R_l over ranked pairs
@@ -433,7 +444,7 @@ def ranking_utility_loss(rewards: torch.Tensor, utilities: list[Utility], eps: f
     for u in set(utilities):  # one vectorised call per distinct utility
         rows = torch.tensor([k for k, v in enumerate(utilities) if v == u], device=rewards.device)
         losses = losses.index_put((rows,), -u.torch_value(diffs[rows], eps).mean(dim=1))  # (P,)
-    return losses
+    return RankingLoss(losses, diffs.detach())
 
 
 @dataclass
@@ -496,7 +507,7 @@ def train_ranking_rewards(task: RankingTask, utility_for, config: CollapseTrainC
     with _one_thread():
         for step in tqdm(range(1, config.steps + 1), desc="ranking RM", disable=not config.show_progress):
             rewards = model()  # (P, n)
-            loss = ranking_utility_loss(rewards, utilities, config.eps).mean()
+            loss = ranking_utility_loss(rewards, utilities, config.eps).losses.mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
