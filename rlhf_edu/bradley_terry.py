@@ -111,7 +111,16 @@ def margin_loss(
     return _pair_loss(losses, r_chosen, r_rejected, m.detach())
 
 
-def centring_penalty(r_chosen: torch.Tensor, r_rejected: torch.Tensor, coef: float) -> torch.Tensor:
+class CentringPenalty(NamedTuple):
+    """Output of :func:`centring_penalty`."""
+
+    losses: torch.Tensor
+    """(B,) coef * (r_w + r_l)^2 (differentiable); average it for a batch penalty."""
+    reward_sum: torch.Tensor
+    """(B,) r_w + r_l (detached): how far each pair's reward level sits from zero."""
+
+
+def centring_penalty(r_chosen: torch.Tensor, r_rejected: torch.Tensor, coef: float) -> CentringPenalty:
     """Reward-centring penalty, per pair: coef * (r_w + r_l)^2.
 
     The BT likelihood only sees differences r_w - r_l, so the overall level of the rewards is free
@@ -119,11 +128,12 @@ def centring_penalty(r_chosen: torch.Tensor, r_rejected: torch.Tensor, coef: flo
     usual coef * mean((r_w + r_l)^2). It is the training-time version of Lecture 6's
     normalisation E[r(x, y)] = 0 (see :func:`normalise_rewards` for the post-hoc version).
 
-    r_chosen, r_rejected: (B,). coef: >= 0. Returns (B,) penalties.
+    r_chosen, r_rejected: (B,). coef: >= 0. Returns :class:`CentringPenalty` (``losses`` (B,)).
     """
-    if r_chosen.dtype in (torch.float16, torch.bfloat16):  # the square overflows float16 at |r| ~ 256
-        return centring_penalty(r_chosen.float(), r_rejected.float(), coef).to(r_chosen.dtype)
-    return coef * (r_chosen + r_rejected) ** 2  # (B,) coef * (r_w + r_l)^2
+    half = r_chosen.dtype in (torch.float16, torch.bfloat16)  # the square overflows float16 at |r| ~ 256
+    s = r_chosen.float() + r_rejected.float() if half else r_chosen + r_rejected  # (B,) r_w + r_l
+    losses = coef * s**2  # (B,) coef * (r_w + r_l)^2
+    return CentringPenalty(losses.to(r_chosen.dtype), s.detach().to(r_chosen.dtype))
 
 
 def normalise_rewards(
@@ -282,28 +292,20 @@ class RewardModelConfig:
     @classmethod
     def tiny(cls, scale: Scale | None = None, **overrides) -> "RewardModelConfig":
         """CPU preset: sizes from the tiny :class:`~rlhf_edu.config.Scale` (about 30 s on 2 cores)."""
-        scale = scale or get_scale("tiny", verbose=False)
-        return cls._from_scale(scale, **overrides)
+        return cls.from_scale(scale or get_scale("tiny", verbose=False), **overrides)
 
     @classmethod
     def gpt2(cls, scale: Scale | None = None, **overrides) -> "RewardModelConfig":
-        """One-GPU preset: sizes from the gpt2 :class:`~rlhf_edu.config.Scale`, smaller lr."""
-        scale = scale or gpt2_scale()
-        overrides.setdefault("lr", 2e-5)
-        return cls._from_scale(scale, **overrides)
+        """One-GPU preset: sizes from the gpt2 :class:`~rlhf_edu.config.Scale`, lr 2e-5."""
+        return cls.from_scale(scale or gpt2_scale(), **{"lr": 2e-5, **overrides})
 
     @classmethod
     def from_scale(cls, scale: Scale, **overrides) -> "RewardModelConfig":
-        """The preset matching ``scale.name`` (``tiny`` or ``gpt2``)."""
-        return cls.gpt2(scale, **overrides) if scale.name == "gpt2" else cls.tiny(scale, **overrides)
-
-    @classmethod
-    def _from_scale(cls, scale: Scale, **overrides) -> "RewardModelConfig":
-        base = dict(steps=scale.pref_steps, batch_size=scale.pref_batch_size,
-                    max_len=scale.max_pair_tokens, max_prompt_tokens=scale.max_prompt_tokens)
-        base.update(scale.extra.get("reward_model", {}))
-        base.update(overrides)
-        return cls(**base)
+        """Sizes from ``scale`` (and ``scale.extra["reward_model"]``); lr 2e-5 at the gpt2 scale."""
+        lr = {"lr": 2e-5} if scale.name == "gpt2" else {}
+        return cls(**{"steps": scale.pref_steps, "batch_size": scale.pref_batch_size, "max_len": scale.max_pair_tokens,
+                      "max_prompt_tokens": scale.max_prompt_tokens, **scale.extra.get("reward_model", {}), **lr,
+                      **overrides})
 
 
 def _check_pairs(pairs, name: str) -> None:
@@ -315,16 +317,12 @@ def _check_pairs(pairs, name: str) -> None:
         raise ValueError(f"{name}: expected equally long, non-empty prompt/chosen/rejected, got {n}")
 
 
-def _device_of(model: torch.nn.Module) -> torch.device:
-    return next(model.parameters()).device
-
-
 def _score_batch(reward_model, tokenizer, prompts: list[str], responses: list[str],
                  max_len: int, max_prompt_tokens: int) -> torch.Tensor:
     """Rewards (B,) of prompt+response texts, with gradients (one padded forward pass)."""
     batch = tokenize_prompt_response(tokenizer, prompts, responses, max_len=max_len,
                                      max_prompt_tokens=max_prompt_tokens)
-    dev = _device_of(reward_model)
+    dev = next(reward_model.parameters()).device
     return reward_model.score(batch["input_ids"].to(dev), batch["attention_mask"].to(dev))  # (B,)
 
 
@@ -450,7 +448,7 @@ def train_reward_model(reward_model, tokenizer, train_pairs, eval_pairs,
             out = margin_loss(r_c, r_r, config.margin_scale * margins[idx].to(r_c))  # (B,)
         total = out.losses.mean()
         if config.centring_coef > 0:
-            total = total + centring_penalty(r_c, r_r, config.centring_coef).mean()
+            total = total + centring_penalty(r_c, r_r, config.centring_coef).losses.mean()
         opt.zero_grad(set_to_none=True)
         total.backward()
         torch.nn.utils.clip_grad_norm_([p for p in reward_model.parameters() if p.requires_grad],

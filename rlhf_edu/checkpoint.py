@@ -41,12 +41,6 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _check_path(name: str, path) -> Path:
-    if not isinstance(path, (str, os.PathLike)) or not str(path):
-        raise ValueError(f"{name}: expected a non-empty path (str or PathLike), got {path!r}")
-    return Path(path)
-
-
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], Any]) -> Path:
     """Create or replace the file ``path`` atomically: ``write(tmp_path)`` writes a sibling file.
 
@@ -54,9 +48,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], Any]) -> Path:
     temporary file is removed (a killed process can leave a ``.<name>.tmp-*`` file behind, never
     a corrupt ``path``). Returns ``path``.
     """
-    path = _check_path("path", path)
-    if not callable(write):
-        raise ValueError(f"write: expected a callable taking the temporary path, got {write!r}")
+    path = Path(path)
     if path.is_dir():
         raise ValueError(f"path: expected a file path, got the directory {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -81,14 +73,12 @@ def save_state(path: str | os.PathLike, state: dict) -> Path:
     Example: ``save_state("build/run.pt", {"model": m.state_dict(), "optimizer": opt.state_dict(),
     "step": 120, "history": history})``.
     """
-    if not isinstance(state, dict):
-        raise ValueError(f"state: expected a dict, got {type(state).__name__}")
     return atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
 def load_state(path: str | os.PathLike, map_location="cpu") -> dict:
     """Load a dict written by :func:`save_state` (``weights_only``: no pickled code is run)."""
-    path = _check_path("path", path)
+    path = Path(path)
     if not path.is_file():
         raise ValueError(f"path: no checkpoint file at {path}")
     state = torch.load(path, map_location=map_location, weights_only=True)
@@ -103,7 +93,7 @@ def recover_pretrained_dir(out_dir: str | os.PathLike) -> Path:
     If ``out_dir`` is missing but its previous version was renamed aside (``.<name>.old``), move
     it back. Left-over temporary directories are removed.
     """
-    out_dir = _check_path("out_dir", out_dir)
+    out_dir = Path(out_dir)
     old = out_dir.parent / f".{out_dir.name}.old"
     if not out_dir.exists() and old.is_dir():
         os.replace(old, out_dir)
@@ -121,12 +111,7 @@ def save_pretrained_atomic(out_dir: str | os.PathLike, *objects) -> Path:
     Everything is written into a temporary sibling directory first; ``out_dir`` is replaced only
     once all objects have been saved and flushed. Returns ``out_dir``.
     """
-    out_dir = _check_path("out_dir", out_dir)
-    if not objects:
-        raise ValueError("objects: expected at least one object with .save_pretrained")
-    for i, obj in enumerate(objects):
-        if not callable(getattr(obj, "save_pretrained", None)):
-            raise ValueError(f"objects[{i}]: expected an object with .save_pretrained, got {type(obj).__name__}")
+    out_dir = Path(out_dir)
     recover_pretrained_dir(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))

@@ -51,12 +51,6 @@ class DPOOutput(NamedTuple):
     """(B,) detached length-normalised NLL of y_w (DPO+NLL only; ``None`` otherwise)."""
 
 
-def _check_batch(**tensors: torch.Tensor) -> None:
-    shapes = {name: tuple(t.shape) for name, t in tensors.items()}
-    if len(set(shapes.values())) > 1 or len(next(iter(shapes.values()))) != 1:
-        raise ValueError(f"{'/'.join(shapes)}: expected (B,) tensors of the same batch size B, got {shapes}")
-
-
 def dpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Tensor,
              ref_chosen_logps: torch.Tensor, ref_rejected_logps: torch.Tensor,
              beta: float) -> DPOOutput:
@@ -76,8 +70,6 @@ def dpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Ten
         r_hat(x, y) = beta * log pi_theta(y|x)/pi_ref(y|x) of chosen and rejected (B,).
         When the policy equals the reference every loss is exactly ln 2 (not 0).
     """
-    _check_batch(policy_chosen_logps=policy_chosen_logps, policy_rejected_logps=policy_rejected_logps,
-                 ref_chosen_logps=ref_chosen_logps, ref_rejected_logps=ref_rejected_logps)
     chosen_logratio = policy_chosen_logps - ref_chosen_logps  # (B,) log pi_theta/pi_ref of y_w
     rejected_logratio = policy_rejected_logps - ref_rejected_logps  # (B,) same for y_l
     losses = -F.logsigmoid(beta * (chosen_logratio - rejected_logratio))  # (B,) eq. 7
@@ -101,11 +93,19 @@ def length_normalised_nll(policy_chosen_logps: torch.Tensor, chosen_lengths: tor
     Returns:
         (B,) the per-example mean token negative log-likelihood (differentiable).
     """
-    _check_batch(policy_chosen_logps=policy_chosen_logps, chosen_lengths=chosen_lengths)
     return -policy_chosen_logps / chosen_lengths.to(policy_chosen_logps.dtype)  # (B,) eq. 8, 2nd term
 
 
-def token_mean_nll(chosen_token_logps: torch.Tensor, chosen_mask: torch.Tensor) -> torch.Tensor:
+class TokenNLL(NamedTuple):
+    """Output of :func:`token_mean_nll`."""
+
+    loss: torch.Tensor
+    """Scalar: -sum of chosen-token log-probs / number of chosen tokens (differentiable)."""
+    n_tokens: torch.Tensor
+    """Scalar: the number of chosen tokens averaged over."""
+
+
+def token_mean_nll(chosen_token_logps: torch.Tensor, chosen_mask: torch.Tensor) -> TokenNLL:
     """The SFT-style NLL: mean over *all* chosen tokens of the batch (a scalar).
 
         L_SFT = -sum_i sum_t log p(y_w,i,t) / sum_i |y_w,i|
@@ -117,8 +117,11 @@ def token_mean_nll(chosen_token_logps: torch.Tensor, chosen_mask: torch.Tensor) 
     Args:
         chosen_token_logps: (B, T) token log-probs of the chosen sequences.
         chosen_mask: (B, T) 1 on chosen-response tokens.
+
+    Returns :class:`TokenNLL` (``loss`` and ``n_tokens``, scalars).
     """
-    return -masked_mean(chosen_token_logps, chosen_mask)  # scalar; padding garbage cannot leak
+    loss = -masked_mean(chosen_token_logps, chosen_mask)  # scalar L_SFT; padding garbage cannot leak
+    return TokenNLL(loss, (chosen_mask != 0).sum())
 
 
 def dpo_nll_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Tensor,
@@ -166,8 +169,6 @@ def ipo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Ten
 
     Args: as :func:`dpo_loss`, all (B,). Returns :class:`DPOOutput`.
     """
-    _check_batch(policy_chosen_logps=policy_chosen_logps, policy_rejected_logps=policy_rejected_logps,
-                 ref_chosen_logps=ref_chosen_logps, ref_rejected_logps=ref_rejected_logps)
     chosen_logratio = policy_chosen_logps - ref_chosen_logps  # (B,)
     rejected_logratio = policy_rejected_logps - ref_rejected_logps  # (B,)
     h = chosen_logratio - rejected_logratio  # (B,)
@@ -232,8 +233,6 @@ def reference_logprobs(model, tokenizer, pairs, max_len: int = 64, max_prompt_to
     with ``prompt``, ``chosen``, ``rejected`` (N rows). Returns :class:`PairLogprobs` on the CPU,
     in float32, in the dataset's row order.
     """
-    if len(pairs) == 0:
-        raise ValueError("pairs: expected at least one preference pair, got 0")
     collate = PairCollator(tokenizer, max_len=max_len, max_prompt_tokens=max_prompt_tokens)
     was_training = model.training
     model.eval()

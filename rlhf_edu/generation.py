@@ -49,20 +49,13 @@ class Rollout:
         return self.input_ids[:, self.prompt_length:]
 
 
-def _check_prompts(prompts, max_prompt_tokens) -> None:
-    if isinstance(prompts, (str, bytes)) or not hasattr(prompts, "__len__"):
-        raise ValueError(f"prompts: expected a list of strings (or token-id lists), got {type(prompts).__name__}")
-    if len(prompts) == 0:
-        raise ValueError("prompts: expected at least one prompt, got 0")
-    if max_prompt_tokens is not None and (not isinstance(max_prompt_tokens, int) or max_prompt_tokens < 1):
-        # ids[-0:] would silently keep the whole prompt
-        raise ValueError(f"max_prompt_tokens: expected an int >= 1 or None, got {max_prompt_tokens!r}")
-
-
 def encode_prompts(tokenizer, prompts: list[str], max_prompt_tokens: int | None = None,
                    device=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Left-padded prompt batch: ``input_ids`` (B, P) and ``attention_mask`` (B, P)."""
-    _check_prompts(prompts, max_prompt_tokens)
+    if isinstance(prompts, (str, bytes)) or not len(prompts):
+        raise ValueError(f"prompts: expected a non-empty list of strings (or token-id lists), got {prompts!r}")
+    if max_prompt_tokens is not None and max_prompt_tokens < 1:  # ids[-0:] would keep the whole prompt
+        raise ValueError(f"max_prompt_tokens: expected an int >= 1 or None, got {max_prompt_tokens!r}")
     eos = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
     rows = []
@@ -109,20 +102,15 @@ def sample(model, tokenizer, prompts: list, max_new_tokens: int = 24, *, tempera
     """
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens: expected >= 1, got {max_new_tokens}")
-    _check_prompts(prompts, max_prompt_tokens)
-    if temperature <= 0:
-        raise ValueError(f"temperature: expected > 0, got {temperature}")
-    if top_k < 0 or not 0 < top_p <= 1 or min_new_tokens < 0:
-        raise ValueError(f"top_k >= 0, 0 < top_p <= 1, min_new_tokens >= 0 expected; got "
-                         f"{top_k}, {top_p}, {min_new_tokens}")
+    if temperature <= 0 or top_k < 0 or not 0 < top_p <= 1 or min_new_tokens < 0:
+        raise ValueError(f"temperature/top_k/top_p/min_new_tokens: expected > 0, >= 0, (0, 1], >= 0; got "
+                         f"{temperature}, {top_k}, {top_p}, {min_new_tokens}")
     biased = {k: v for k, v in dict(temperature=temperature != 1.0, top_k=top_k > 0,
                                     top_p=top_p < 1.0, min_new_tokens=min_new_tokens > 0).items() if v}
     if biased and not allow_biased:
-        raise ValueError(
-            f"{', '.join(biased)}: these settings sample from a distribution other than the policy, "
-            "which biases KL estimates (they can go negative). Use temperature=1, top_k=0, "
-            "top_p=1, min_new_tokens=0, or pass allow_biased=True to do it on purpose."
-        )
+        raise ValueError(f"{', '.join(biased)}: these settings sample from a distribution other than the "
+                         "policy, which biases KL estimates (they can go negative). Use temperature=1, top_k=0, "
+                         "top_p=1, min_new_tokens=0, or pass allow_biased=True to do it on purpose.")
     device = next(model.parameters()).device
     if generator is None:
         generator = torch.Generator(device=device)
@@ -165,7 +153,6 @@ def sample(model, tokenizer, prompts: list, max_new_tokens: int = 24, *, tempera
                     past_key_values=past, use_cache=True)
         past, logits, pos = out.past_key_values, out.logits[:, -1].float(), pos + 1
     model.train(was_training)
-    R = len(toks)
     response = torch.stack(toks, 1)  # (B, R)
     response_mask = torch.stack(masks, 1)  # (B, R)
     full_attn = torch.cat([prompt_attn, torch.ones_like(response)], 1)  # (B, P+R)

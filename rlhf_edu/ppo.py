@@ -171,9 +171,6 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: 
     rewards, values, mask: (B, R), mask 1 on a contiguous block of real tokens starting at 0.
     Returns ``(advantages, returns)``, both (B, R) and zero where mask is 0.
     """
-    if rewards.dim() != 2 or rewards.shape != values.shape or rewards.shape != mask.shape:
-        raise ValueError(f"rewards/values/mask: expected equal (B, R) shapes, got {tuple(rewards.shape)}, "
-                         f"{tuple(values.shape)} and {tuple(mask.shape)}")
     m = mask.float()
     keep, zero = mask != 0, torch.zeros_like(m)  # where, not * m: inf/NaN garbage in padding cannot leak
     r = torch.where(keep, rewards.float() * m, zero)  # (B, R)
@@ -210,9 +207,6 @@ def clipped_policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, adva
     logprobs: (B, R) under the policy being trained (with grad); old_logprobs, advantages: (B, R)
     from the rollout; mask: (B, R).
     """
-    if not logprobs.shape == old_logprobs.shape == advantages.shape == mask.shape:
-        raise ValueError(f"logprobs/old_logprobs/advantages/mask: expected equal shapes, got "
-                         f"{[tuple(t.shape) for t in (logprobs, old_logprobs, advantages, mask)]}")
     keep = mask != 0  # padding gets log rho 0 and advantage 0, so its garbage cannot reach loss or grads
     log_rho = torch.where(keep, logprobs - old_logprobs.detach(), torch.zeros_like(logprobs))  # (B, R)
     rho = log_rho.exp()  # (B, R) rho_t
@@ -245,9 +239,6 @@ def clipped_value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: 
     V_clip = V_old + clip(V - V_old, -eps, eps); L = 0.5 max((V - R)^2, (V_clip - R)^2).
     values: (B, R) with grad; old_values, returns, mask: (B, R).
     """
-    if not values.shape == old_values.shape == returns.shape == mask.shape:
-        raise ValueError(f"values/old_values/returns/mask: expected equal shapes, got "
-                         f"{[tuple(t.shape) for t in (values, old_values, returns, mask)]}")
     old, ret = old_values.detach(), returns.detach()
     if any(t.dtype in (torch.float16, torch.bfloat16) for t in (values, old, ret)):  # squares overflow float16
         values, old, ret = (t.to(torch.promote_types(t.dtype, torch.float32)) for t in (values, old, ret))
@@ -269,15 +260,26 @@ def lm_loss(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Ten
     return -masked_mean(lp, attention_mask[:, 1:])
 
 
-def ppo_ptx_loss(ppo_loss: torch.Tensor, ptx_nll: torch.Tensor, ptx_coef: float) -> torch.Tensor:
+class PtxLoss(NamedTuple):
+    """Output of :func:`ppo_ptx_loss`."""
+
+    loss: torch.Tensor
+    """Scalar: L_PPO + gamma * NLL_pretrain (what is minimised)."""
+    ppo_loss: torch.Tensor
+    """Scalar: the PPO part (detached)."""
+    ptx_nll: torch.Tensor
+    """Scalar: the pretraining NLL, before the factor gamma (detached)."""
+
+
+def ppo_ptx_loss(ppo_loss: torch.Tensor, ptx_nll: torch.Tensor, ptx_coef: float) -> PtxLoss:
     """The PPO-ptx objective (eq. 6 of the Regularization chapter, InstructGPT) as a loss.
 
     J = E[r - beta r_reg] + gamma E_pretrain[log pi(x)]; minimising ``ppo_loss + gamma * nll`` does
-    gradient ascent on J. ptx_coef = gamma >= 0. With gamma = 0 this is exactly ``ppo_loss``.
+    gradient ascent on J. ptx_coef = gamma >= 0. With gamma = 0, ``loss`` is exactly ``ppo_loss``.
+    Returns :class:`PtxLoss` (scalars).
     """
-    if ptx_coef == 0:
-        return ppo_loss
-    return ppo_loss + ptx_coef * ptx_nll  # eq. 6: - J = L_PPO - gamma E[log pi(x)]
+    loss = ppo_loss + ptx_coef * ptx_nll if ptx_coef else ppo_loss  # eq. 6: -J = L_PPO - gamma E[log pi(x)]
+    return PtxLoss(loss, ppo_loss.detach(), ptx_nll.detach())
 
 
 class KLController:
@@ -309,13 +311,11 @@ def score_batch(batch: PPOBatch, reward_out, beta: float, config: PPOConfig) -> 
     m = batch.response_mask
     if isinstance(reward_out, FineGrainedOutput):
         token_scores = reward_out.token_scores.to(m.device)  # (B, R)
-    elif isinstance(reward_out, torch.Tensor) and reward_out.shape == (m.shape[0],):
+    elif getattr(reward_out, "shape", None) == (m.shape[0],):
         token_scores = sequence_to_token_scores(reward_out.to(m.device), m)  # (B, R)
     else:
-        shape = tuple(reward_out.shape) if isinstance(reward_out, torch.Tensor) else type(reward_out).__name__
-        raise ValueError(f"reward_out: expected a ({m.shape[0]},) tensor or a FineGrainedOutput, got {shape}")
-    if token_scores.shape != m.shape:
-        raise ValueError(f"reward_out: expected token scores of shape {tuple(m.shape)}, got {tuple(token_scores.shape)}")
+        raise ValueError(f"reward_out: expected a ({m.shape[0]},) tensor or a FineGrainedOutput, "
+                         f"got {getattr(reward_out, 'shape', type(reward_out).__name__)}")
     shaped = kl_shaped_rewards(token_scores, batch.logprobs, batch.ref_logprobs, m, beta, config.kl_estimator)
     adv, ret = gae(shaped.rewards, batch.values, m, config.gamma, config.lam)  # (B, R)
     if config.whiten_advantages:
@@ -411,7 +411,7 @@ def ppo_update(policy, value_model, optimizer, batch: PPOBatch, config: PPOConfi
                         rows = torch.randint(len(ptx_data), (max(1, config.ptx_batch_size * len(idx) // len(mb)),),
                                              generator=generator)
                         ptx = lm_loss(policy, ptx_data[rows].to(device))
-                    loss = ppo_ptx_loss(loss, ptx, config.ptx_coef)  # eq. 6
+                    loss = ppo_ptx_loss(loss, ptx, config.ptx_coef).loss  # eq. 6
                 (loss * w).backward()
                 for k, v in (("policy_loss", pl.loss), ("value_loss", vl.loss), ("ptx_loss", ptx),
                              ("clipfrac", pl.clipfrac), ("value_clipfrac", vl.clipfrac),

@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -57,7 +58,24 @@ def _one_thread():
 # ----------------------------------------------------------------------------------------------
 # Utility families
 # ----------------------------------------------------------------------------------------------
-UTILITY_KINDS = ("power", "inverse_power", "logsigmoid", "linear")
+_sigmoid = lambda z: 1.0 / (1.0 + np.exp(-z))  # noqa: E731
+# kind -> (label, U, U', U'', valid parameter), each a function of (x, g) or g; g = gamma or sigma
+_FORMS = {
+    "power": (lambda g: f"x^{g:g}", lambda x, g: x**g, lambda x, g: g * x ** (g - 1),
+              lambda x, g: g * (g - 1) * x ** (g - 2), lambda g: 0 < g < 1),
+    "inverse_power": (lambda g: "log x" if g == 0 else f"-x^-{g:g}",
+                      lambda x, g: np.log(x) if g == 0 else -(x ** -g),
+                      lambda x, g: 1.0 / x if g == 0 else g * x ** (-g - 1),
+                      lambda x, g: -1.0 / x**2 if g == 0 else -g * (g + 1) * x ** (-g - 2), lambda g: 0 <= g <= 1),
+    "logsigmoid": (lambda g: f"logsigmoid(x/{g:g})",
+                   lambda x, g: -np.logaddexp(0.0, -x / g),  # log sigma(x / sigma)
+                   lambda x, g: 1.0 / (g * (1.0 + np.exp(x / g))),  # sigma(-x/sigma) / sigma
+                   lambda x, g: -_sigmoid(x / g) * (1.0 - _sigmoid(x / g)) / g**2,
+                   lambda g: g > 0),
+    "linear": (lambda g: "x", lambda x, g: np.array(x, dtype=np.float64), lambda x, g: np.ones_like(x, dtype=np.float64),
+               lambda x, g: np.zeros_like(x, dtype=np.float64), lambda g: True),
+}
+UTILITY_KINDS = tuple(_FORMS)
 KINDS = UTILITY_KINDS  # deprecated alias (0.1)
 
 
@@ -80,22 +98,14 @@ class Utility:
         if self.kind not in UTILITY_KINDS:
             raise ValueError(f"kind: expected one of {UTILITY_KINDS}, got {self.kind!r}")
         p = self.param
-        ok = isinstance(p, (int, float)) and math.isfinite(p) and {
-            "power": 0 < p < 1, "inverse_power": 0 <= p <= 1, "logsigmoid": p > 0, "linear": True}[self.kind]
-        if not ok:
+        if not (isinstance(p, (int, float)) and math.isfinite(p) and _FORMS[self.kind][4](p)):
             raise ValueError(f"param: {p!r} is outside the range of a {self.kind} utility "
                              "(power: 0 < gamma < 1; inverse_power: 0 <= gamma <= 1; logsigmoid: sigma > 0)")
 
     @property
     def name(self) -> str:
         """A label for plots, e.g. ``x^0.5``, ``log x``, ``-x^-1``, ``logsigmoid(x/0.1)``."""
-        if self.kind == "power":
-            return f"x^{self.param:g}"
-        if self.kind == "inverse_power":
-            return "log x" if self.param == 0 else f"-x^-{self.param:g}"
-        if self.kind == "logsigmoid":
-            return f"logsigmoid(x/{self.param:g})"
-        return "x"
+        return _FORMS[self.kind][0](self.param)
 
     @property
     def interior(self) -> bool:
@@ -104,37 +114,15 @@ class Utility:
 
     def value(self, x: np.ndarray) -> np.ndarray:
         """U(x) for x > 0 (x >= 0 for ``power``, ``linear``, ``logsigmoid``)."""
-        g = self.param
-        if self.kind == "power":
-            return x**g
-        if self.kind == "inverse_power":
-            return np.log(x) if g == 0 else -(x ** -g)
-        if self.kind == "logsigmoid":
-            return -np.logaddexp(0.0, -x / g)  # log sigma(x / sigma)
-        return np.asarray(x, dtype=np.float64).copy()
+        return _FORMS[self.kind][1](x, self.param)
 
     def grad(self, x: np.ndarray) -> np.ndarray:
         """U'(x)."""
-        g = self.param
-        if self.kind == "power":
-            return g * x ** (g - 1)
-        if self.kind == "inverse_power":
-            return 1.0 / x if g == 0 else g * x ** (-g - 1)
-        if self.kind == "logsigmoid":
-            return 1.0 / (g * (1.0 + np.exp(x / g)))  # sigma(-x/sigma) / sigma
-        return np.ones_like(x, dtype=np.float64)
+        return _FORMS[self.kind][2](x, self.param)
 
     def hess(self, x: np.ndarray) -> np.ndarray:
         """U''(x) (<= 0: U is concave)."""
-        g = self.param
-        if self.kind == "power":
-            return g * (g - 1) * x ** (g - 2)
-        if self.kind == "inverse_power":
-            return -1.0 / x**2 if g == 0 else -g * (g + 1) * x ** (-g - 2)
-        if self.kind == "logsigmoid":
-            s = 1.0 / (1.0 + np.exp(-x / g))  # sigma(x / sigma)
-            return -s * (1.0 - s) / g**2
-        return np.zeros_like(x, dtype=np.float64)
+        return _FORMS[self.kind][3](x, self.param)
 
     def torch_value(self, x: torch.Tensor, eps: float = 0.05) -> torch.Tensor:
         """U(x) on tensors of any sign, for training a reward network.
@@ -393,14 +381,6 @@ class RankingTask:
     quality: torch.Tensor
     open_ended: torch.Tensor
 
-    def __post_init__(self):
-        if not isinstance(self.quality, torch.Tensor) or self.quality.dim() != 2 or self.quality.shape[1] < 2:
-            raise ValueError(f"quality: expected a (P, n) tensor with n >= 2, got "
-                             f"{tuple(getattr(self.quality, 'shape', ())) or type(self.quality).__name__}")
-        if not isinstance(self.open_ended, torch.Tensor) or self.open_ended.shape != self.quality.shape[:1]:
-            raise ValueError(f"open_ended: expected a ({self.quality.shape[0]},) bool tensor, got "
-                             f"{tuple(getattr(self.open_ended, 'shape', ())) or type(self.open_ended).__name__}")
-
 
 def make_ranking_task(n_prompts: int = 32, n_completions: int = 16, seed: int = 0,
                       spread: float = 0.03) -> RankingTask:
@@ -441,22 +421,30 @@ class RankingRewardNet(torch.nn.Module):
         return torch.sigmoid(self.logits)  # (P, n)
 
 
-def ranking_utility_loss(rewards: torch.Tensor, utilities: list[Utility], eps: float = 0.05) -> torch.Tensor:
+class RankingLoss(NamedTuple):
+    """Output of :func:`ranking_utility_loss`."""
+
+    losses: torch.Tensor
+    """(P,) -mean_{i<j} U_p(R_{p,i} - R_{p,j}) (differentiable); average it for a batch loss."""
+    pair_margins: torch.Tensor
+    """(P, n(n-1)/2) R_w - R_l of every ranked pair (detached); negative means mis-ranked."""
+
+
+def ranking_utility_loss(rewards: torch.Tensor, utilities: list[Utility], eps: float = 0.05) -> RankingLoss:
     """Per-prompt negative mean utility over ranked pairs (the lecture's training objective).
 
     loss_p = -mean_{i<j} U_p(R_{p,i} - R_{p,j}), with completions sorted best first.
     rewards: (P, n). utilities: P utilities (one per prompt: a fixed U, or prompt-aware U_prom).
-    Returns (P,) losses. Utilities are extended below ``eps`` (see :meth:`Utility.torch_value`).
+    Returns :class:`RankingLoss` (``losses`` (P,)). Utilities are extended below ``eps`` (see
+    :meth:`Utility.torch_value`).
     """
-    if len(utilities) != rewards.shape[0]:
-        raise ValueError(f"utilities: expected {rewards.shape[0]} (one per prompt), got {len(utilities)}")
     i, j = torch.triu_indices(rewards.shape[1], rewards.shape[1], offset=1)
     diffs = rewards[:, i] - rewards[:, j]  # (P, n(n-1)/2) R_w - R_l over ranked pairs
     losses = torch.zeros(rewards.shape[0], dtype=rewards.dtype, device=rewards.device)  # (P,)
     for u in set(utilities):  # one vectorised call per distinct utility
         rows = torch.tensor([k for k, v in enumerate(utilities) if v == u], device=rewards.device)
         losses = losses.index_put((rows,), -u.torch_value(diffs[rows], eps).mean(dim=1))  # (P,)
-    return losses
+    return RankingLoss(losses, diffs.detach())
 
 
 @dataclass
@@ -519,7 +507,7 @@ def train_ranking_rewards(task: RankingTask, utility_for, config: CollapseTrainC
     with _one_thread():
         for step in tqdm(range(1, config.steps + 1), desc="ranking RM", disable=not config.show_progress):
             rewards = model()  # (P, n)
-            loss = ranking_utility_loss(rewards, utilities, config.eps).mean()
+            loss = ranking_utility_loss(rewards, utilities, config.eps).losses.mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from .course import (JQUERY_JS, MATHJAX_CONFIG, MATHJAX_DIR, MERMAID_STUB, NOTEBOOKS_DIR, REQUIRE_JS,
-                     REVEAL_DIR, VENDOR_DIR, WIDGET_VIEW, WORK_DIR, CourseError, _check_nb,
+                     REVEAL_DIR, VENDOR_DIR, WIDGET_VIEW, WORK_DIR, CourseError,
                      find_notebooks, read_notebook)
 
 SLIDES_DIR = WORK_DIR / "slides"
@@ -36,7 +36,6 @@ def prepare_for_slides(nb):
 
     Cells the notebook marks ``skip`` are left out by reveal.js itself.
     """
-    _check_nb(nb)
     nb = copy.deepcopy(nb)
     nb.metadata.pop("widgets", None)
     for cell in nb.cells:
@@ -58,8 +57,6 @@ def slides_exporter(vendor_rel: str = "vendor"):
     from nbconvert import SlidesExporter
     from traitlets.config import Config
 
-    if not isinstance(vendor_rel, str):
-        raise CourseError(f"vendor_rel: expected a relative URL prefix (str), got {type(vendor_rel).__name__}")
     cfg = Config()
     cfg.TagRemovePreprocessor.enabled = True
     cfg.TagRemovePreprocessor.remove_input_tags = {HIDE_INPUT_TAG}

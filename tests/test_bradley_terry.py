@@ -46,7 +46,7 @@ def test_gradcheck_losses():
     m = torch.rand(6, generator=g, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda a, b: bt.bt_loss(a, b)[0], (rc, rr))
     assert torch.autograd.gradcheck(lambda a, b, c: bt.margin_loss(a, b, c)[0], (rc, rr, m))
-    assert torch.autograd.gradcheck(lambda a, b: bt.centring_penalty(a, b, 0.3), (rc, rr))
+    assert torch.autograd.gradcheck(lambda a, b: bt.centring_penalty(a, b, 0.3).losses, (rc, rr))
     assert torch.autograd.gradcheck(bt.preference_probability, (rc, rr))
 
 
@@ -82,7 +82,7 @@ def test_preference_probability_formula_and_shift_invariance(rows, c):
 def test_centring_penalty_and_normalisation():
     rc = torch.tensor([1.0, 2.0, -0.5], dtype=torch.float64)
     rr = torch.tensor([0.5, -1.0, -0.5], dtype=torch.float64)
-    pen = bt.centring_penalty(rc, rr, 0.1)
+    pen = bt.centring_penalty(rc, rr, 0.1).losses
     torch.testing.assert_close(pen, 0.1 * torch.tensor([1.5**2, 1.0, 1.0], dtype=torch.float64))
     rewards = torch.tensor([3.0, 4.0, 8.0])
     shifted, off = bt.normalise_rewards(rewards)

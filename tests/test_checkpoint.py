@@ -103,12 +103,8 @@ def test_recover_after_a_crash_between_the_two_renames(tmp_path):
 
 
 def test_bad_arguments_name_themselves(tmp_path):
-    with pytest.raises(ValueError, match="state"):
-        save_state(tmp_path / "x.pt", [1, 2])
     with pytest.raises(ValueError, match="path"):
         load_state(tmp_path / "missing.pt")
-    with pytest.raises(ValueError, match="objects"):
-        save_pretrained_atomic(tmp_path / "m", object())
     with pytest.raises(ValueError, match="path"):
         atomic_write(tmp_path, lambda p: None)
 

@@ -144,7 +144,7 @@ def test_bt_family_finite_and_matches_float64(dtype, data):
     check_close(ml, log1pexp(-(d - m_q)), dtype, scale + abs(m_q), what="margin_loss")
 
     coef = data.draw(st.sampled_from([0.0, 1e-3, 0.1, 1.0]))
-    pen = bt.centring_penalty(a, b, coef)
+    pen = bt.centring_penalty(a, b, coef).losses
     exact = coef * (a64 + b64) ** 2
     check_finite_or_overflow(pen, exact, "centring_penalty")
     fits = exact < 0.5 * torch.finfo(pen.dtype).max
@@ -641,7 +641,7 @@ def test_ranking_utility_loss_finite_accurate_shift_invariant(dtype, data, c):
     P, n = data.draw(st.integers(1, 3)), data.draw(st.integers(2, 5))
     r, r64 = q(data.draw(arr((P, n))), dtype)
     us = [data.draw(st.sampled_from(UTILITIES)) for _ in range(P)]
-    out = rc.ranking_utility_loss(r, us)
+    out = rc.ranking_utility_loss(r, us).losses
     i, j = np.triu_indices(n, 1)
     ref = f64([-_u_ref(u, (r64[p, i] - r64[p, j]).numpy(), 0.05).mean() for p, u in enumerate(us)])
     check_finite_or_overflow(out, ref, "ranking_utility_loss")
@@ -650,8 +650,8 @@ def test_ranking_utility_loss_finite_accurate_shift_invariant(dtype, data, c):
                 what="ranking_utility_loss")
     # only differences of a prompt's rewards matter
     x = torch.tensor(data.draw(arr((P, n), bound=1.0)))
-    base = rc.ranking_utility_loss(x, us)
-    assert torch.allclose(rc.ranking_utility_loss(x + c, us), base, rtol=1e-6, atol=1e-9 * (1 + abs(c)) * 1e3)
+    base = rc.ranking_utility_loss(x, us).losses
+    assert torch.allclose(rc.ranking_utility_loss(x + c, us).losses, base, rtol=1e-6, atol=1e-9 * (1 + abs(c)) * 1e3)
 
 
 @PROPS
@@ -756,7 +756,7 @@ def test_clipped_losses_never_nan_and_finite_when_exact_fits(dtype, data, clip):
     assert not torch.isnan(vl.loss) and 0 <= float(vl.clipfrac) <= 1
     # PPO-ptx: gamma = 0 is PPO itself, and the loss is linear in gamma
     nll = torch.tensor(data.draw(st.floats(0, 50)))
-    assert ppo.ppo_ptx_loss(out.loss, nll, 0.0) is out.loss
+    assert ppo.ppo_ptx_loss(out.loss, nll, 0.0).loss is out.loss
     g = data.draw(st.floats(0, 10))
-    got = ppo.ppo_ptx_loss(torch.tensor(1.5), nll, g)
+    got = ppo.ppo_ptx_loss(torch.tensor(1.5), nll, g).loss
     assert float(got) == pytest.approx(1.5 + g * float(nll))
