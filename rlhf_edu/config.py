@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .resources import SHIPPED_TINY_DIR, tiny_model_dir
+from .resources import SHIPPED_TINY_DIR, cache_dir, tiny_model_dir
 
 SCALES = ("tiny", "gpt2", "auto")
 DTYPES = ("float32", "bfloat16", "float16")
@@ -30,6 +30,8 @@ class Scale:
     """``"tiny"`` or ``"gpt2"``."""
     model_source: str
     """Directory or hub id the base model and tokenizer load from."""
+    base_source: str = ""
+    """gpt2: the raw GPT-2 that ``rlhf-edu sft`` fine-tuned into ``model_source``."""
     reason: str = ""
     """One line saying why this scale was picked (filled in by ``auto``)."""
     max_prompt_tokens: int = 16
@@ -82,13 +84,26 @@ def _check_source(source) -> None:
         raise ValueError(f"source: expected a local directory or hub id, got {type(source).__name__}")
 
 
+def gpt2_source() -> str:
+    """Raw GPT-2 small: ``$RLHF_EDU_GPT2_PATH`` (a local directory), else the hub id."""
+    return os.environ.get("RLHF_EDU_GPT2_PATH") or "openai-community/gpt2"
+
+
+def sft_dir() -> Path:
+    """Where ``rlhf-edu sft`` writes GPT-2 fine-tuned on the course text: ``$RLHF_EDU_GPT2_SFT_DIR``,
+    else ``<user cache>/gpt2-sft``."""
+    return Path(os.environ.get("RLHF_EDU_GPT2_SFT_DIR") or cache_dir() / "gpt2-sft").expanduser()
+
+
 def gpt2(source: str | None = None) -> Scale:
-    """The one-GPU preset: GPT-2 small (124M) from ``RLHF_EDU_GPT2_PATH`` or the hub."""
+    """The one-GPU preset: GPT-2 small after SFT on the course text (``rlhf-edu sft --scale gpt2``),
+    or the checkpoint in ``source``."""
     _check_source(source)
-    src = source or os.environ.get("RLHF_EDU_GPT2_PATH") or "openai-community/gpt2"
+    src = str(source or sft_dir())
     return Scale(
         name="gpt2",
         model_source=src,
+        base_source=gpt2_source(),
         max_prompt_tokens=16,
         max_response_tokens=32,
         max_pair_tokens=96,
@@ -146,11 +161,14 @@ def get_scale(name: str | None = None, verbose: bool = True) -> Scale:
         if not torch.cuda.is_available():
             scale = tiny().with_(reason="auto: no CUDA device, using the tiny CPU model")
         else:
-            ok, where = gpt2_weights_available()
-            if ok:
-                scale = gpt2().with_(reason=f"auto: CUDA available and GPT-2 found ({where})")
+            if (sft_dir() / "config.json").exists():
+                scale = gpt2().with_(reason=f"auto: CUDA available and GPT-2 after SFT found in {sft_dir()}")
+            elif (found := gpt2_weights_available())[0]:
+                where = found[1]
+                scale = tiny().with_(reason=f"auto: CUDA available and GPT-2 found ({where}), but not fine-tuned "
+                                            "yet: run `rlhf-edu sft --scale gpt2` once to use it; using tiny")
             else:
-                scale = tiny().with_(reason=f"auto: CUDA available but {where}; using tiny")
+                scale = tiny().with_(reason=f"auto: CUDA available but {found[1]}; using tiny")
     if verbose:
         print(f"[rlhf_edu] scale={scale.name} ({scale.reason})")
     return scale

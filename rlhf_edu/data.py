@@ -263,3 +263,16 @@ def lm_documents(ds: Dataset) -> list[str]:
     """All snippets (plot summaries included) formatted as LM documents."""
     _check_columns(ds, ("text", "movie"))
     return [format_document(m, t) for m, t in zip(ds["movie"], ds["text"])]
+
+
+def pack_blocks(tokenizer, docs: list[str], block_size: int) -> torch.Tensor:
+    """Concatenate documents separated by EOS and cut into (N, block_size) blocks."""
+    if isinstance(docs, str) or len(docs) == 0:
+        raise ValueError("docs: expected a non-empty list of strings")
+    if not isinstance(block_size, int) or block_size < 2:
+        raise ValueError(f"block_size: expected an int >= 2, got {block_size!r}")
+    ids: list[int] = []
+    for enc in tokenizer(docs, add_special_tokens=False)["input_ids"]:
+        ids.extend(enc + [tokenizer.eos_token_id])
+    n = len(ids) // block_size
+    return torch.tensor(ids[: n * block_size]).view(n, block_size)  # (N, block)

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .config import Scale, _device, get_scale, pick_device, pick_dtype
+from .config import Scale, _device, get_scale, pick_device, pick_dtype, sft_dir
 
 NO_DROPOUT = dict(resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
 
@@ -33,6 +33,11 @@ def _check_source(scale: Scale) -> None:
             )
         return
     local = Path(scale.model_source)
+    if local == sft_dir() and not (local / "config.json").exists():
+        raise FileNotFoundError(
+            f"The gpt2 scale starts from GPT-2 fine-tuned on the course text, and {local} has none yet. "
+            "Run `rlhf-edu sft --scale gpt2` once (a few minutes on a GPU); it reads raw GPT-2 from "
+            "RLHF_EDU_GPT2_PATH or the Hugging Face hub.")
     if local.is_absolute() or local.exists():
         if not (local / "config.json").exists():
             raise FileNotFoundError(

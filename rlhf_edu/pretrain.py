@@ -26,8 +26,10 @@ import torch
 from .checkpoint import load_state, save_pretrained_atomic, save_state
 from .config import seed_everything
 from .resources import cache_dir
-from .data import lm_documents, load_splits
+from .data import format_document, lm_documents, load_splits, make_prompts, pack_blocks  # noqa: F401 (pack_blocks: re-export)
 from .generation import sample
+from .gold import english_words, repeated_bigram_rate
+from .teacher_corpus import load_teacher_reviews
 from .models import n_parameters
 
 EOS = "<|endoftext|>"
@@ -51,8 +53,10 @@ class PretrainConfig:
     """Tokens per training sequence (also the model's context length)."""
     batch_size: int = 16
     """Sequences per step."""
-    steps: int = 600
-    """Optimizer steps (about 5 minutes on 2 quiet CPU cores)."""
+    steps: int = 2400
+    """Optimizer steps (about 20 minutes on 2 quiet CPU cores)."""
+    teacher: bool = True
+    """Add the teacher reviews (:mod:`rlhf_edu.teacher_corpus`) to the critic snippets (v2); False gives v1's data."""
     lr: float = 1e-3
     """Peak AdamW learning rate."""
     warmup: int = 30
@@ -93,6 +97,19 @@ def _check_blocks(name: str, blocks) -> None:
                          f"{getattr(blocks, 'dtype', '')} {tuple(getattr(blocks, 'shape', ()))}")
 
 
+def cosine_lr(step: int, lr: float, warmup: int, steps: int) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine decay to 10% of ``lr`` at ``steps``."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    frac = (step - warmup) / max(1, steps - warmup)
+    return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
+def teacher_documents() -> list[str]:
+    """The teacher reviews (:mod:`rlhf_edu.teacher_corpus`) as LM documents ``"<movie>: <text>"``."""
+    return [format_document(r["movie"], r["text"]) for r in load_teacher_reviews()]
+
+
 def train_tokenizer(docs: list[str], vocab_size: int = 8192):
     """A byte-level BPE ``PreTrainedTokenizerFast`` trained on ``docs`` (EOS = pad = bos)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -112,18 +129,6 @@ def train_tokenizer(docs: list[str], vocab_size: int = 8192):
     tok.train_from_iterator(docs, trainer)
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=EOS, eos_token=EOS,
                                    unk_token=EOS, pad_token=EOS)
-
-
-def pack_blocks(tokenizer, docs: list[str], block_size: int) -> torch.Tensor:
-    """Concatenate documents separated by EOS and cut into (N, block_size) blocks."""
-    _check_docs(docs)
-    if not isinstance(block_size, int) or block_size < 2:
-        raise ValueError(f"block_size: expected an int >= 2, got {block_size!r}")
-    ids: list[int] = []
-    for enc in tokenizer(docs, add_special_tokens=False)["input_ids"]:
-        ids.extend(enc + [tokenizer.eos_token_id])
-    n = len(ids) // block_size
-    return torch.tensor(ids[: n * block_size]).view(n, block_size)  # (N, block)
 
 
 @torch.no_grad()
@@ -167,8 +172,58 @@ def sample_continuations(model, tokenizer, prompts: list[str], max_new_tokens: i
     return out.texts
 
 
-def pretrain(cfg: PretrainConfig | None = None, write_card: bool = True) -> dict:
-    """Run the whole rebuild; returns a metrics dict (also written into the model card)."""
+def word_stats(texts: list[str]) -> dict:
+    """Pooled English-word rate of the lowercase words (50k most frequent English words) and
+    mean repeated-bigram rate of ``texts`` (the definitions of :mod:`rlhf_edu.gold`)."""
+    import re
+
+    lower = [w for t in texts for w in re.findall(r"(?<![A-Za-z'])[a-z]+(?![A-Za-z])", t)]
+    return {"english_word_rate": sum(w in english_words() for w in lower) / max(1, len(lower)),
+            "repeated_bigram_rate": sum(repeated_bigram_rate(t) for t in texts) / max(1, len(texts)),
+            "lowercase_words": len(lower)}
+
+
+@torch.no_grad()
+def word_perplexity(model, tokenizer, docs: list[str], batch_size: int = 32) -> float:
+    """exp(total NLL / number of words) over ``docs``, each scored alone after an EOS: comparable
+    across tokenizers, unlike a per-token perplexity."""
+    total, words = 0.0, 0
+    eos = tokenizer.eos_token_id
+    for i in range(0, len(docs), batch_size):
+        for doc in docs[i : i + batch_size]:
+            ids = torch.tensor([[eos] + tokenizer(doc, add_special_tokens=False)["input_ids"][:127]])
+            out = model(input_ids=ids, labels=ids)
+            total += out.loss.item() * (ids.shape[1] - 1)
+            words += len(tokenizer.decode(ids[0, 1:]).split())
+    return math.exp(total / words)
+
+
+def evaluate_base_model(model, tokenizer, n_prompts: int = 256, max_new_tokens: int = 32, seed: int = 0) -> dict:
+    """The model card's numbers on the *test* split (movies never trained on): continuations of
+    ``n_prompts`` test prompts (safe sampler), their word statistics, and test perplexities."""
+    test = load_splits(seed=0)["test"]
+    prompts = make_prompts(test, n=n_prompts, seed=seed)["prompt"]
+    texts = sample(model, tokenizer, prompts, max_new_tokens=max_new_tokens, seed=seed).texts
+    docs = lm_documents(test)
+    blocks = pack_blocks(tokenizer, docs, model.config.n_positions)
+    return {**word_stats(texts), "test_ppl": perplexity(model, blocks), "test_tokens": int(blocks.numel()),
+            "test_word_ppl": word_perplexity(model, tokenizer, docs), "samples": list(zip(prompts, texts))}
+
+
+def card_metrics(model, tokenizer, train_docs: list[str], seed: int = 0) -> dict:
+    """:func:`evaluate_base_model` plus the unigram baseline on the same test tokens."""
+    m = evaluate_base_model(model, tokenizer, seed=seed)
+    block = model.config.n_positions
+    test_blocks = pack_blocks(tokenizer, lm_documents(load_splits(seed=0)["test"]), block)
+    m["unigram_test_ppl"] = unigram_perplexity(pack_blocks(tokenizer, train_docs, block), test_blocks, len(tokenizer))
+    return m
+
+
+def pretrain(cfg: PretrainConfig | None = None, write_card: bool = True, compare_dir: str | None = None) -> dict:
+    """Run the whole rebuild; returns a metrics dict (also written into the model card).
+
+    ``compare_dir``: a previous model (for example v1) evaluated beside the new one in the card.
+    """
     from tqdm.auto import tqdm
     from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -178,7 +233,8 @@ def pretrain(cfg: PretrainConfig | None = None, write_card: bool = True) -> dict
     g = seed_everything(cfg.seed, threads=cfg.threads)
     t0 = time.perf_counter()
     splits = load_splits(seed=0)
-    train_docs, val_docs = lm_documents(splits["train"]), lm_documents(splits["validation"])
+    train_docs = lm_documents(splits["train"]) + (teacher_documents() if cfg.teacher else [])
+    val_docs = lm_documents(splits["validation"])
     tokenizer = train_tokenizer(train_docs, cfg.vocab_size)
     train_blocks = pack_blocks(tokenizer, train_docs, cfg.block_size)  # (N, T)
     val_blocks = pack_blocks(tokenizer, val_docs, cfg.block_size)
@@ -195,12 +251,6 @@ def pretrain(cfg: PretrainConfig | None = None, write_card: bool = True) -> dict
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
-
-    def lr_at(step: int) -> float:
-        if step < cfg.warmup:
-            return cfg.lr * (step + 1) / cfg.warmup
-        frac = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-        return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
 
     history = {"step": [], "loss": [], "val_ppl_step": [], "val_ppl": []}
     order = torch.randperm(len(train_blocks), generator=g)
@@ -229,7 +279,7 @@ def pretrain(cfg: PretrainConfig | None = None, write_card: bool = True) -> dict
         x = train_blocks[order[pos : pos + cfg.batch_size]]  # (B, T)
         pos += cfg.batch_size
         for group in opt.param_groups:
-            group["lr"] = lr_at(step)
+            group["lr"] = cosine_lr(step, cfg.lr, cfg.warmup, cfg.steps)
         loss = model(input_ids=x, labels=x).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -260,9 +310,18 @@ def pretrain(cfg: PretrainConfig | None = None, write_card: bool = True) -> dict
     save_pretrained_atomic(out, model.to(torch.bfloat16), tokenizer)
     model.to(torch.float32)
     state_path.unlink(missing_ok=True)
-    prompts = [p for p in ["Titanic: The film", "Shrek: A", "The Matrix: It is", "Amelie: This movie",
-                           "Jaws: The worst"]]
+    prompts = ["Titanic: The film", "Shrek: A", "The Matrix: It is", "Amelie: This movie", "Jaws: The worst"]
     metrics["samples"] = list(zip(prompts, sample_continuations(model, tokenizer, prompts, seed=cfg.seed)))
+    if write_card:
+        model.eval()
+        metrics["eval"] = card_metrics(model, tokenizer, train_docs, seed=cfg.seed)
+    if compare_dir:
+        from transformers import GPT2LMHeadModel, PreTrainedTokenizerFast
+
+        old = GPT2LMHeadModel.from_pretrained(compare_dir, dtype=torch.float32).eval()
+        old_tok = PreTrainedTokenizerFast.from_pretrained(compare_dir)
+        metrics["baseline"] = card_metrics(old, old_tok, lm_documents(splits["train"]), seed=cfg.seed)
+        metrics["baseline"]["n_params"] = n_parameters(old)
     if write_card:
         write_model_card(out.parent / "README.md", metrics)
     return metrics
@@ -270,22 +329,36 @@ def pretrain(cfg: PretrainConfig | None = None, write_card: bool = True) -> dict
 
 def write_model_card(path: Path, m: dict) -> None:
     """Write the tiny model's card (markdown) from :func:`pretrain`'s metrics."""
-    missing = [k for k in ("config", "samples", "history", "val_ppl") if k not in m]
-    if missing:
-        raise ValueError(f"m: expected pretrain()'s metrics dict, missing {missing}")
-    c = m["config"]
-    samples = "\n".join(f"| `{p}` | {s.strip()!r} |" for p, s in m["samples"])
+    c, e, b = m["config"], m["eval"], m.get("baseline")
     curve = ", ".join(f"{s}: {v:.0f}" for s, v in zip(m["history"]["val_ppl_step"], m["history"]["val_ppl"]))
-    text = f"""# rlhf_edu/data: the tiny base model
+
+    def row(name, key, fmt):
+        return f"| {name} | " + (f"{b[key]:{fmt}} | " if b else "") + f"**{e[key]:{fmt}}** |"
+
+    head = "| | v1 (previous) | v2 (this model) |\n|---|---|---|" if b else "| | this model |\n|---|---|"
+    table = "\n".join([head, row("English-word rate of sampled lowercase words (50k list)", "english_word_rate", ".1%"),
+                       row("repeated-bigram rate of the samples", "repeated_bigram_rate", ".3f"),
+                       row("test perplexity per token (own tokenizer)", "test_ppl", ".1f"),
+                       row("unigram baseline per token, same tokens", "unigram_test_ppl", ".1f"),
+                       row("test perplexity per word (tokenizer-free)", "test_word_ppl", ".1f")])
+
+    def sample_table(ev):
+        cells = [(p, repr(t.strip()).replace("|", "\\|")) for p, t in ev["samples"][:20]]  # a | would end the cell
+        return "| prompt | continuation |\n|---|---|\n" + "\n".join(f"| `{p}` | {t} |" for p, t in cells)
+
+    teacher = ("plus the synthetic teacher reviews of [`TEACHER.md`](TEACHER.md) (short review sentences "
+               "written by SmolLM2-135M-Instruct about training-split movies)") if c["teacher"] else ""
+    text = f"""# rlhf_edu/data: the tiny base model (v2)
 
 `rlhf_edu/data/tiny/` (package data) holds the CPU-scale base model of rlhf-edu: a `GPT2LMHeadModel` with
 {c['n_layer']} layers, width {c['n_embd']}, {c['n_head']} heads, context {c['block_size']}, and a
 byte-level BPE tokenizer of {c['vocab_size']:,} tokens, both trained from scratch on the
-training split (80% of movies) of the Rotten Tomatoes critic snippets (reviews and plot
-summaries, formatted `"<movie>: <text>"`). Weights are stored in bf16 safetensors.
+training split (80% of movies) of the Rotten Tomatoes critic snippets (formatted `"<movie>: <text>"`)
+{teacher}. Weights are stored in bf16 safetensors. No test-split movie is named in its training data.
 
 Rebuild it from scratch (deterministic under the seed on the same machine):
 
+    make teacher-corpus  # optional: regenerate the teacher reviews (resumable; see TEACHER.md)
     make pretrain        # = rlhf-edu pretrain --out rlhf_edu/data/tiny --card
 
 | | |
@@ -294,22 +367,28 @@ Rebuild it from scratch (deterministic under the seed on the same machine):
 | training tokens per epoch | {m['train_tokens']:,} |
 | optimizer | AdamW, lr {c['lr']} (warm-up {c['warmup']}, cosine to 10%), batch {c['batch_size']}x{c['block_size']}, {c['steps']} steps, seed {c['seed']} |
 | training time | {m['train_seconds']:.0f} s wall on {c['threads']} CPU threads (tokenizer: {m['tokenizer_seconds']:.0f} s) |
-| held-out perplexity (validation split, {m['val_tokens']:,} tokens, shipped bf16 weights) | **{m['val_ppl']:.1f}** |
-| unigram baseline on the same tokens (add-one smoothed train counts) | {m['unigram_val_ppl']:.1f} |
+| validation perplexity per token (shipped bf16 weights; unigram baseline) | {m['val_ppl']:.1f} ({m['unigram_val_ppl']:.1f}) |
 | validation perplexity during training (step: ppl, first 256 blocks) | {curve} |
 
-## Samples (safe sampling: temperature 1, top_k 0, top_p 1, 30 new tokens, seed {c['seed']})
+## Measured on the test split (movies never trained on)
 
-| prompt | continuation |
-|---|---|
-{samples}
+{e['lowercase_words']:,} lowercase words in {len(e['samples'])} continuations of test prompts (`"<movie>: <first 4 words>"`,
+safe sampler: temperature 1, top_k 0, top_p 1, {32} new tokens, seed {c['seed']}). The English-word list and the
+repeated-bigram rate are those of the gold judge (`rlhf_edu/gold.py`). Per-token perplexities depend on
+the tokenizer; the per-word perplexity (total NLL over whitespace words) compares the two models fairly.
 
-The text is not fluent: 0.4M tokens do not teach a 5M-parameter model English. At the tiny scale
-the notebooks teach through curves, metrics and token-level views; fluent samples come from the
-`gpt2` scale.
+{table}
 
-The corpus file beside this card is described in [`CORPUS.md`](CORPUS.md). A plain
-`rlhf-edu pretrain` (for example from an installed wheel) writes its model to the user cache
+## Samples of this model (the first 20 of those continuations)
+
+{sample_table(e)}
+""" + (f"""
+## Samples of v1 (same prompts, same seed)
+
+{sample_table(b)}
+""" if b else "") + """
+The corpus files beside this card are described in [`CORPUS.md`](CORPUS.md) and [`TEACHER.md`](TEACHER.md).
+A plain `rlhf-edu pretrain` (for example from an installed wheel) writes its model to the user cache
 (`$RLHF_EDU_CACHE`, default `~/.cache/rlhf-edu/tiny`); load it with `RLHF_EDU_TINY_DIR=<that dir>`.
 """
     path.write_text(text)

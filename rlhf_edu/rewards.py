@@ -1,14 +1,13 @@
-"""Rewards: the gold sentiment reward (VADER).
+"""Rewards: the sentiment score, and the per-token rewards of eq. 2 and of fine-grained RLHF.
 
-VADER (Hutto and Gilbert 2014) is a lexicon-and-rules sentiment scorer that ships its lexicon in
-the ``vaderSentiment`` wheel, so it works offline. Its compound score lies in [-1, 1]. It is
-independent of any learned reward model, which lets notebooks show over-optimisation: the proxy
-reward rises while the gold reward does not.
+``sentiment_reward`` is VADER's compound score in [-1, 1] (Hutto and Gilbert 2014; an offline
+lexicon), the *task* reward of the sentiment experiments. The course's *gold judge*, the truth
+every learned reward model is measured against, lives in :mod:`rlhf_edu.gold`: it multiplies
+that sentiment by readability, so degenerate text scores low. ``gold_reward`` is re-exported here.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 from dataclasses import dataclass
@@ -17,21 +16,10 @@ from typing import Callable, NamedTuple
 import torch
 
 from .divergences import k1, k3
+from .gold import gold_reward, sentiment  # noqa: F401 (gold_reward: re-exported, the judge lives in gold.py)
 
 
-@functools.lru_cache(maxsize=1)
-def _vader():
-    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
-    return SentimentIntensityAnalyzer()
-
-
-def gold_reward(texts: list[str]) -> torch.Tensor:
-    """VADER compound sentiment of each text. texts: list of B strings. Returns (B,) float32 in [-1, 1]."""
-    if isinstance(texts, str):  # it would be scored character by character
-        raise ValueError("texts: expected a list of strings, got a single string")
-    analyzer = _vader()
-    return torch.tensor([analyzer.polarity_scores(t)["compound"] for t in texts], dtype=torch.float32)
+sentiment_reward = sentiment  # VADER compound of each text, (B,) in [-1, 1]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -199,7 +187,7 @@ def sentence_sentiment(prompts: list[str], segments: list[list[Segment]], tokens
     stand-in for the learned per-category models of Lecture 6.
     """
     flat = [s.text for segs in segments for s in segs]
-    scores = gold_reward(flat).tolist() if flat else []
+    scores = sentiment_reward(flat).tolist() if flat else []
     if negative_only:
         scores = [min(c, 0.0) for c in scores]
     out, i = [], 0

@@ -111,7 +111,7 @@ def test_bad_arguments_name_themselves(tmp_path):
 
 def test_interrupted_pretraining_resumes_to_the_same_weights(tmp_path, monkeypatch):
     """Kill a 4-step rebuild after step 3 (checkpoint at step 2); the resumed run matches a clean one."""
-    small = dict(steps=4, batch_size=2, n_layer=1, n_embd=32, n_head=2, vocab_size=600, block_size=64,
+    small = dict(steps=4, batch_size=2, teacher=False, n_layer=1, n_embd=32, n_head=2, vocab_size=600, block_size=64,
                  checkpoint_every=2, warmup=1)
     docs = lm_documents(load_splits(0)["train"].select(range(300)))
     monkeypatch.setattr("rlhf_edu.pretrain.lm_documents", lambda ds: docs)

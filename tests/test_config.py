@@ -30,9 +30,10 @@ def test_auto_without_cuda_is_tiny_and_says_why(monkeypatch, capsys):
     assert "no CUDA" in capsys.readouterr().out
 
 
-def test_gpt2_preset_reads_local_path(monkeypatch, tmp_path):
+def test_gpt2_preset_starts_from_the_sft_checkpoint(monkeypatch, tmp_path):
     monkeypatch.setenv("RLHF_EDU_GPT2_PATH", str(tmp_path))
-    assert gpt2().model_source == str(tmp_path)
+    monkeypatch.setenv("RLHF_EDU_GPT2_SFT_DIR", str(tmp_path / "sft"))
+    assert gpt2().base_source == str(tmp_path) and gpt2().model_source == str(tmp_path / "sft")
     assert isinstance(gpt2(), Scale) and gpt2().max_pair_tokens >= tiny().max_pair_tokens
 
 

@@ -49,9 +49,12 @@ def test_reward_head_scores_the_last_real_token(random_lm):
 
 def test_gpt2_scale_without_weights_fails_clearly(monkeypatch, tmp_path):
     monkeypatch.setenv("RLHF_EDU_GPT2_PATH", str(tmp_path / "nowhere"))
+    monkeypatch.setenv("RLHF_EDU_GPT2_SFT_DIR", str(tmp_path / "sft"))
     scale = get_scale("gpt2", verbose=False)
-    with pytest.raises(FileNotFoundError, match="RLHF_EDU_GPT2_PATH"):
+    with pytest.raises(FileNotFoundError, match="rlhf-edu sft --scale gpt2.*RLHF_EDU_GPT2_PATH"):
         load_tokenizer(scale)
+    with pytest.raises(FileNotFoundError, match="RLHF_EDU_GPT2_PATH"):  # a given directory without weights
+        load_tokenizer(scale.with_(model_source=str(tmp_path / "nowhere")))
 
 
 def test_gpt2_path_round_trips_text(tmp_path, tiny_tokenizer):

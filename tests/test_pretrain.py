@@ -40,7 +40,7 @@ def test_rebuild_is_deterministic_under_its_seed(tmp_path):
     assert a.get_vocab() == b.get_vocab() and len(a) == 600
     runs = []
     for k in range(2):
-        cfg = PretrainConfig(steps=2, batch_size=2, n_layer=1, n_embd=32, n_head=2, vocab_size=1024,
+        cfg = PretrainConfig(steps=2, batch_size=2, teacher=False, n_layer=1, n_embd=32, n_head=2, vocab_size=1024,
                              out_dir=str(tmp_path / f"run{k}"))
         m = pretrain(cfg, write_card=False)
         runs.append((m, load_file(tmp_path / f"run{k}" / "model.safetensors")))

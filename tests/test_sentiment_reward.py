@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from rlhf_edu.rewards import gold_reward
+from rlhf_edu.rewards import sentiment_reward as gold_reward  # VADER, the sentiment part of the gold judge
 
 
 def test_vader_orders_obvious_sentiment():
