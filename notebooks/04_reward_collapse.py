@@ -373,10 +373,11 @@ for c in (1, 3, 10, 30, 100):
 # The rankings are the same kind of object for both prompt types; only the qualities, which the model
 # never sees in the ranking loss, differ. To start from a model that knows the two shapes, we first
 # fit $R$ to the true qualities (a warm start, standing in for a reward model that already scores
-# well), then train on the rankings alone, and watch where the ranking loss moves the rewards.
+# well), then train on the rankings alone, and watch where the ranking loss moves the rewards (cf.
+# the lecture's Fig. 12).
 #
 # **Choosing the prompt-aware utility from the prompt.** The lecture's fix needs to know which
-# prompts are open-ended. Here an oracle flag would be cheating, so we label only 16 of the 64
+# prompts are open-ended, and no oracle flag exists in practice. So we label only 16 of the 64
 # training prompts by hand and classify the rest by their features (nearest class mean). In practice
 # the same choice can come from a prompt classifier, from task metadata (maths and code against
 # creative writing), or from the labellers, who can mark a prompt as having a right answer. We train
