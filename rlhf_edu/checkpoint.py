@@ -25,8 +25,6 @@ from typing import Any, Callable
 
 import torch
 
-__all__ = ["atomic_write", "save_state", "load_state", "save_pretrained_atomic", "recover_pretrained_dir"]
-
 
 def _fsync_dir(path: Path) -> None:
     try:

@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 
 from ._checks import check_instance, check_int, check_positive
 from .divergences import F_DIVERGENCES, FDivergence, f_divergence, get_f_divergence
-from .exact_world import ExactWorld, TabularPolicy, enumerate_sequences, kl_from_logs, make_exact_world
+from .exact_world import ExactWorld, TabularPolicy, enumerate_sequences, kl_from_logs, make_exact_world  # noqa: F401
 from .generation import sample
 from .logprobs import response_logprobs, sequence_logprob
 from .rewards import gold_reward
@@ -518,14 +518,3 @@ def evaluate_fdpg(policy, base, tokenizer, prompts: list[str], task, config: FDP
 
 
 evaluate_policy = evaluate_fdpg  # deprecated alias (0.1): ppo.evaluate_policy meant something else
-
-
-__all__ = [
-    "DIVERGENCE_NAMES", "resolve_divergence", "rlkl_log_target", "gdc_binary_log_target",
-    "gdc_distributional_log_target", "moments", "fit_gdc_lambdas", "exact_log_partition",
-    "normalise_log_target", "estimate_log_z", "RunningLogZ", "log_t", "log_ratio", "pseudo_reward",
-    "leave_one_out_baseline", "FDPGLoss", "fdpg_loss", "estimate_f_divergence", "exact_f_divergence",
-    "exact_fdpg_surrogate", "enumerate_sequences", "TabularPolicy", "ExactWorld",
-    "make_exact_world", "kl_from_logs", "train_exact_fdpg", "POSITIVE_WORDS", "GDCBinaryTask", "RLKLTask",
-    "FDPGConfig", "sequence_logprobs", "train_fdpg", "distinct_n", "evaluate_fdpg", "evaluate_policy",
-]
