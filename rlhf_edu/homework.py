@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .course import (BEGIN_SOLUTION, CELL_TIMEOUT, CHECK_MARK, END_SOLUTION, NOTEBOOKS_DIR, WORK_DIR,
-                     CourseError, _check_timeout, _n_code_cells, execute_notebook,
+                     CourseError, _n_code_cells, execute_notebook,
                      find_notebooks, format_table, has_solution, is_check_cell, read_notebook,
                      write_notebook)
 
@@ -175,7 +175,6 @@ def check_homework(path: Path | str, *, timeout: int = CELL_TIMEOUT, scale: str 
     """
     from tqdm.auto import tqdm
 
-    _check_timeout(timeout)
     path = Path(path)
     if path.suffix != ".ipynb":
         raise CourseError(f"{path}: expected a .ipynb notebook")
