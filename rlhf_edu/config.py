@@ -7,6 +7,7 @@ sizes from the returned :class:`Scale`; they never hard-code them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 from dataclasses import dataclass, field, replace
@@ -150,6 +151,18 @@ def pick_dtype(device: torch.device | str, scale: Scale | None = None) -> torch.
     """float32 on CPU; bfloat16 on a GPU that supports it (when the scale asks for it)."""
     bf16 = torch.device(device).type == "cuda" and torch.cuda.is_bf16_supported()
     return torch.bfloat16 if bf16 and (scale is None or scale.dtype == "bfloat16") else torch.float32
+
+
+@contextlib.contextmanager
+def one_thread():
+    """Run torch on one thread: for tiny tensors, extra threads only spin (and on a busy machine
+    make every operation tens of times slower)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def seed_everything(seed: int = 0, threads: int | None = None) -> torch.Generator:

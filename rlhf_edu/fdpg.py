@@ -40,6 +40,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ._checks import check_instance, check_int, check_positive
+from .config import one_thread
 from .divergences import F_DIVERGENCES, FDivergence, f_divergence, get_f_divergence
 from .exact_world import ExactWorld, TabularPolicy, enumerate_sequences, kl_from_logs, make_exact_world  # noqa: F401
 from .generation import sample
@@ -285,12 +286,8 @@ def train_exact_fdpg(world: ExactWorld, log_P: torch.Tensor, divergence: str | F
     if log_P.shape != world.log_a.shape:
         raise ValueError(f"log_P: expected shape {tuple(world.log_a.shape)}, got {tuple(log_P.shape)}")
     check_int("steps", steps, 0), check_int("batch_size", batch_size, 1), check_positive("lr", lr)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the tables are tiny: a second thread only adds synchronisation
-    try:
+    with one_thread():  # the tables are tiny: a second thread only adds synchronisation
         return _train_exact(world, log_P, div, steps, batch_size, lr, seed, max_log_ratio, progress)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _train_exact(world, log_P, div, steps, batch_size, lr, seed, max_log_ratio, progress):

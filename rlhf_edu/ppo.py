@@ -332,8 +332,6 @@ def score_batch(batch: PPOBatch, reward_out, beta: float, config: PPOConfig) -> 
 def ptx_blocks(tokenizer, texts: list[str], block_tokens: int = 32, max_blocks: int | None = None) -> torch.Tensor:
     """Pack documents, each followed by EOS, into blocks of ``block_tokens`` tokens. Returns (N, L)."""
     check_int("block_tokens", block_tokens, 2)
-    if isinstance(texts, str):
-        raise ValueError("texts: expected a list of strings, got a single string")
     ids: list[int] = []
     for t in texts:
         ids += tokenizer(t, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
