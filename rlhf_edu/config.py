@@ -165,6 +165,14 @@ def one_thread():
         torch.set_num_threads(threads)
 
 
+def autocast(device, dtype: str | None) -> torch.autocast:
+    """Autocast to ``dtype`` (``"bfloat16"`` or ``"float16"``) on CUDA; a disabled one on CPU or for
+    None / ``"float32"`` (the weights keep their dtype either way)."""
+    device = torch.device(device)
+    on = device.type == "cuda" and dtype in ("bfloat16", "float16")
+    return torch.autocast(device.type, dtype=getattr(torch, dtype) if on else None, enabled=on)
+
+
 def seed_everything(seed: int = 0, threads: int | None = None) -> torch.Generator:
     """Seed python, numpy and torch; return a torch CPU generator seeded with ``seed``.
 
