@@ -322,16 +322,11 @@ class DPOConfig:
 
 def _pair_metrics(out: DPOOutput, logps: PairLogprobs) -> dict[str, float]:
     margin = out.chosen_rewards - out.rejected_rewards  # (B,)
-    return {
-        "loss": out.losses.mean().item(),
-        "nll": out.nll.mean().item(),
-        "accuracy": implicit_reward_accuracy(out.chosen_rewards, out.rejected_rewards).item(),
-        "margin": margin.mean().item(),
-        "chosen_reward": out.chosen_rewards.mean().item(),
-        "rejected_reward": out.rejected_rewards.mean().item(),
-        "chosen_logp": logps.chosen.detach().mean().item(),
-        "rejected_logp": logps.rejected.detach().mean().item(),
-    }
+    return {"loss": out.losses.mean().item(), "nll": out.nll.mean().item(),
+            "accuracy": implicit_reward_accuracy(out.chosen_rewards, out.rejected_rewards).item(),
+            "margin": margin.mean().item(), "chosen_reward": out.chosen_rewards.mean().item(),
+            "rejected_reward": out.rejected_rewards.mean().item(), "chosen_logp": logps.chosen.detach().mean().item(),
+            "rejected_logp": logps.rejected.detach().mean().item()}
 
 
 @torch.no_grad()

@@ -111,11 +111,8 @@ def make_homework(nb, source_name: str = "notebook"):
             cell.execution_count = None
             if idx in {ex.solution_cell for ex in exercises}:
                 cell.metadata[HOMEWORK_KEY] = {"exercise": next(e.number for e in exercises if e.solution_cell == idx)}
-    hw.metadata[HOMEWORK_KEY] = {
-        "homework": True,
-        "source": source_name,
-        "exercises": [{"number": ex.number, "name": ex.name} for ex in exercises],
-    }
+    hw.metadata[HOMEWORK_KEY] = {"homework": True, "source": source_name,
+                                 "exercises": [{"number": ex.number, "name": ex.name} for ex in exercises]}
     return hw
 
 

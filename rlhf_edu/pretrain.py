@@ -266,17 +266,11 @@ def pretrain(cfg: PretrainConfig | None = None, write_card: bool = True, compare
     train_seconds = time.perf_counter() - t1
 
     model = model.to(torch.bfloat16).to(torch.float32)  # the shipped weights are bf16
-    metrics = {
-        "train_seconds": round(train_seconds, 1),
-        "tokenizer_seconds": round(t_tok, 1),
-        "train_tokens": int(train_blocks.numel()),
-        "val_tokens": int(val_blocks.numel()),
-        "val_ppl": round(perplexity(model, val_blocks), 1),
-        "unigram_val_ppl": round(unigram_perplexity(train_blocks, val_blocks, len(tokenizer)), 1),
-        "n_params": n_parameters(model),
-        "history": history,
-        "config": asdict(cfg),
-    }
+    metrics = {"train_seconds": round(train_seconds, 1), "tokenizer_seconds": round(t_tok, 1),
+               "train_tokens": int(train_blocks.numel()), "val_tokens": int(val_blocks.numel()),
+               "val_ppl": round(perplexity(model, val_blocks), 1),
+               "unigram_val_ppl": round(unigram_perplexity(train_blocks, val_blocks, len(tokenizer)), 1),
+               "n_params": n_parameters(model), "history": history, "config": asdict(cfg)}
     out = Path(cfg.out_dir)
     save_pretrained_atomic(out, model.to(torch.bfloat16), tokenizer)
     model.to(torch.float32)
