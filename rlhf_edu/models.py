@@ -103,6 +103,12 @@ def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # (B, T)
 
 
+def last_token_index(mask: torch.Tensor) -> torch.Tensor:
+    """Index of the last 1 in each row of ``mask`` (B, T), right or left padding (an all-zero row
+    gives T - 1). Returns (B,)."""
+    return mask.shape[1] - 1 - mask.long().flip(-1).argmax(-1)  # (B,)
+
+
 class ScalarHeadModel(nn.Module):
     """A GPT-2 backbone plus a linear head giving one scalar per token.
 
@@ -126,8 +132,7 @@ class ScalarHeadModel(nn.Module):
     def score(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """The scalar at each row's last non-pad token (right or left padding). Returns (B,)."""
         values = self(input_ids, attention_mask)  # (B, T)
-        T = attention_mask.shape[1]
-        idx = T - 1 - attention_mask.long().flip(-1).argmax(-1)  # (B,) last index with mask 1
+        idx = last_token_index(attention_mask)  # (B,)
         return values.gather(1, idx[:, None]).squeeze(1)  # (B,)
 
 

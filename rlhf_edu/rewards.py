@@ -18,6 +18,7 @@ import torch
 
 from .divergences import k1, k3
 from .gold import gold_reward, sentiment  # noqa: F401 (gold_reward: re-exported, the judge lives in gold.py)
+from .models import last_token_index
 
 
 sentiment_reward = sentiment  # VADER compound of each text, (B,) in [-1, 1]
@@ -48,11 +49,6 @@ def sampled_token_kl(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, estimat
 
 
 per_token_kl = sampled_token_kl  # deprecated alias (0.1): divergences.per_token_kl is the exact KL
-
-
-def last_token_index(mask: torch.Tensor) -> torch.Tensor:
-    """Index of the last 1 in each row of ``mask`` (B, T) (an all-zero row gives T - 1). Returns (B,)."""
-    return mask.shape[1] - 1 - mask.long().flip(-1).argmax(-1)  # (B,)
 
 
 def sequence_to_token_scores(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
