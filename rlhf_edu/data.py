@@ -81,9 +81,7 @@ def split_by_movie(ds: Dataset, seed: int = 0, fractions: tuple[float, float, fl
     random.Random(seed).shuffle(movies)
     n_train = round(fractions[0] * len(movies))
     n_val = round(fractions[1] * len(movies))
-    which = {m: 0 for m in movies[:n_train]}
-    which.update({m: 1 for m in movies[n_train : n_train + n_val]})
-    which.update({m: 2 for m in movies[n_train + n_val :]})
+    which = {m: 0 if i < n_train else 1 if i < n_train + n_val else 2 for i, m in enumerate(movies)}
     split_of = [which[m] for m in ds["movie"]]
     idx = [[i for i, s in enumerate(split_of) if s == k] for k in range(3)]
     return DatasetDict(train=ds.select(idx[0]), validation=ds.select(idx[1]), test=ds.select(idx[2]))

@@ -435,12 +435,6 @@ def _rollout_logprob(model, ro) -> torch.Tensor:
 sequence_logprobs = _rollout_logprob  # deprecated alias (0.1): use logprobs.sequence_logprob
 
 
-def _check_task_config(task, config) -> None:
-    if not callable(getattr(task, "score", None)):
-        raise ValueError(f"task: expected a GDCBinaryTask, RLKLTask or object with .score(texts), got {task!r}")
-    check_instance("config", config, FDPGConfig)
-
-
 def train_fdpg(policy, base, tokenizer, prompts: list[str], task, divergence: str | FDivergence,
                config: FDPGConfig | None = None, seed: int = 0, progress: bool = True) -> dict:
     """Fine-tune ``policy`` (in place) towards p ∝ a·(task factor) with f-DPG.
@@ -457,7 +451,9 @@ def train_fdpg(policy, base, tokenizer, prompts: list[str], task, divergence: st
     """
     div = get_f_divergence(divergence)
     config = FDPGConfig() if config is None else config
-    _check_task_config(task, config)
+    if not callable(getattr(task, "score", None)):
+        raise ValueError(f"task: expected a GDCBinaryTask, RLKLTask or object with .score(texts), got {task!r}")
+    check_instance("config", config, FDPGConfig)
     prompts = list(prompts)
     if len(prompts) == 0:
         raise ValueError("prompts: expected at least one prompt")
@@ -505,7 +501,6 @@ def evaluate_fdpg(policy, base, tokenizer, prompts: list[str], task, config: FDP
     """Sample one response per prompt (safe settings) and report ``alignment`` (mean),
     ``kl_pi_a`` (mean sequence log π - log a), ``distinct_1``, ``distinct_2`` and ``texts``."""
     config = config or FDPGConfig()
-    _check_task_config(task, config)
     ro = sample(policy, tokenizer, list(prompts), config.max_new_tokens, seed=seed,
                 max_prompt_tokens=config.max_prompt_tokens)
     kl = (_rollout_logprob(policy, ro) - _rollout_logprob(base, ro)).mean()

@@ -343,12 +343,11 @@ def ptx_blocks(tokenizer, texts: list[str], block_tokens: int = 32, max_blocks: 
 def heldout_lm_loss(model: nn.Module, blocks: torch.Tensor, batch_size: int = 32) -> float:
     """Mean next-token NLL (nats) of ``model`` on held-out blocks (N, L)."""
     device = next(model.parameters()).device
-    total, count = 0.0, 0
+    total = 0.0
     for i in range(0, len(blocks), batch_size):
         b = blocks[i:i + batch_size].to(device)  # (b, L)
         total += lm_loss(model, b).item() * b.shape[0]
-        count += b.shape[0]
-    return total / count
+    return total / len(blocks)
 
 
 

@@ -111,10 +111,8 @@ SENTENCE_END = re.compile(r"[.!?]")
 def response_token_strings(tokenizer, response_ids: torch.Tensor, mask: torch.Tensor) -> list[list[str]]:
     """Decode each real response token on its own. response_ids, mask: (B, R). EOS decodes to ""."""
     eos = tokenizer.eos_token_id
-    out = []
-    for ids, m in zip(response_ids.tolist(), mask.tolist()):
-        out.append(["" if i == eos else tokenizer.decode([i]) for i, keep in zip(ids, m) if keep])
-    return out
+    return [["" if i == eos else tokenizer.decode([i]) for i, keep in zip(ids, m) if keep]
+            for ids, m in zip(response_ids.tolist(), mask.tolist())]
 
 
 def _segments_from_ends(tokens: list[str], ends: list[int]) -> list[Segment]:
