@@ -196,7 +196,7 @@ def pretrain(cfg: PretrainConfig | None = None, write_card: bool = True, compare
     ``compare_dir``: a previous model (for example v1) evaluated beside the new one in the card.
     """
     from tqdm.auto import tqdm
-    from transformers import GPT2Config, GPT2LMHeadModel
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
     cfg = PretrainConfig() if cfg is None else cfg
     if not isinstance(cfg, PretrainConfig):
@@ -281,8 +281,6 @@ def pretrain(cfg: PretrainConfig | None = None, write_card: bool = True, compare
         model.eval()
         metrics["eval"] = card_metrics(model, tokenizer, train_docs, seed=cfg.seed)
     if compare_dir:
-        from transformers import GPT2LMHeadModel, PreTrainedTokenizerFast
-
         old = GPT2LMHeadModel.from_pretrained(compare_dir, dtype=torch.float32).eval()
         old_tok = PreTrainedTokenizerFast.from_pretrained(compare_dir)
         metrics["baseline"] = card_metrics(old, old_tok, lm_documents(splits["train"]), seed=cfg.seed)
