@@ -61,7 +61,7 @@ from rlhf_edu.config import get_scale, seed_everything
 from rlhf_edu import bradley_terry as bt
 from rlhf_edu.data import load_splits, preference_pairs
 from rlhf_edu.models import load_reward_model, load_tokenizer
-from rlhf_edu.rewards import gold_reward
+from rlhf_edu.rewards import sentiment_reward  # VADER, a zero-shot sentiment scorer
 
 scale = get_scale()
 gen = seed_everything(0, threads=2)
@@ -227,7 +227,7 @@ print(f"trained in {time.time() - t0:.0f} s")
 
 # %% slideshow={"slide_type": "subslide"}
 ev = bt.evaluate_reward_model(reward_model, tokenizer, held_out, config)
-vader_c, vader_r = gold_reward(held_out["chosen"]), gold_reward(held_out["rejected"])
+vader_c, vader_r = sentiment_reward(held_out["chosen"]), sentiment_reward(held_out["rejected"])
 acc_vader = bt.pairwise_accuracy(vader_c, vader_r)
 print(f"held-out accuracy: reward model {ev['accuracy']:.3f}, VADER zero-shot {acc_vader:.3f}, chance 0.5")
 
@@ -300,7 +300,7 @@ print("mean reward level during training (first, last 10 steps):",
 # wrong way. Everything else (seed, steps, data order) stays the same as the BT run.
 
 # %% slideshow={"slide_type": "skip"}
-train_margins = np.clip((gold_reward(train_pairs["chosen"]) - gold_reward(train_pairs["rejected"])).numpy(), 0, None)
+train_margins = np.clip((sentiment_reward(train_pairs["chosen"]) - sentiment_reward(train_pairs["rejected"])).numpy(), 0, None)
 seed_everything(0, threads=2)
 margin_model = load_reward_model(scale)
 history_m = bt.train_reward_model(margin_model, tokenizer, train_pairs, held_out, config, margins=train_margins)

@@ -59,10 +59,11 @@ from rlhf_edu.config import get_scale, seed_everything
 from rlhf_edu.data import lm_documents, load_splits, make_prompts
 from rlhf_edu.models import frozen_copy, load_policy, scalar_head_from_lm
 from rlhf_edu import rewards
-from rlhf_edu.rewards import (FineGrainedReward, RewardCategory, gold_reward, response_token_strings,
+from rlhf_edu.rewards import (FineGrainedReward, RewardCategory, sentiment_reward, response_token_strings,
                               sentence_segments, sentence_sentiment, span_repetition, span_segments,
                               text_scorer, whole_response_segments)
 from rlhf_edu.ppo import PPOConfig, evaluate_policy, heldout_lm_loss, make_rollout, ptx_blocks, train_ppo
+from rlhf_edu.plotting import smooth  # centred moving average, edges padded
 
 scale = get_scale()
 gen = seed_everything(0, threads=2)
@@ -141,7 +142,7 @@ base_cfg = PPOConfig.from_scale(scale)
 
 W_NEG, W_REP, W_HOL = 1.0, 1.0, 1.0
 holistic_only = [RewardCategory("holistic", W_HOL, whole_response_segments,
-                                text_scorer(lambda prompts, responses: gold_reward(responses)))]
+                                text_scorer(lambda prompts, responses: sentiment_reward(responses)))]
 fine_grained = [RewardCategory("negativity", W_NEG, sentence_segments, sentence_sentiment),
                 RewardCategory("repetition", W_REP, lambda toks: span_segments(toks, 4), span_repetition),
                 holistic_only[0]]
@@ -203,8 +204,9 @@ def run(name):
     # VADER scores live in [-1, 1], a smaller scale than a learned reward model's: a larger step
     cfg = base_cfg.with_(beta=BETA, lr=2 * base_cfg.lr)
     t = time.perf_counter()
-    histories[name] = h = train_ppo(cfg, policy, reference, value, tokenizer, prompts, reward_fns[name], heldout=heldout)
-    finals[name] = evaluate_policy(policy, tokenizer, eval_prompts, cfg.max_new_tokens)
+    histories[name] = h = train_ppo(cfg, policy, reference, value, tokenizer, prompts, reward_fns[name], heldout=heldout,
+                                      gold_fn=sentiment_reward)
+    finals[name] = evaluate_policy(policy, tokenizer, eval_prompts, cfg.max_new_tokens, gold_fn=sentiment_reward)
     print(f"{name}: {time.perf_counter() - t:5.1f} s | gold {np.mean(h['gold'][:3]):+.2f} -> "
           f"{np.mean(h['gold'][-3:]):+.2f} | KL {h['kl'][-1]:.2f} | held-out ppl "
           f"{np.exp(h['heldout_lm_loss'][0]):.0f} -> {np.exp(h['heldout_lm_loss'][-1]):.0f} | "
@@ -216,15 +218,10 @@ run("holistic")
 
 # %% slideshow={"slide_type": "-"}
 run("fine-grained")
-base_eval = evaluate_policy(policy0, tokenizer, eval_prompts, base_cfg.max_new_tokens)
+base_eval = evaluate_policy(policy0, tokenizer, eval_prompts, base_cfg.max_new_tokens, gold_fn=sentiment_reward)
 
 
 # %% slideshow={"slide_type": "subslide"}
-def smooth(x, k=3):
-    x = np.asarray(x, dtype=float)
-    return np.convolve(np.pad(x, (k // 2, k - 1 - k // 2), mode="edge"), np.ones(k) / k, mode="valid")
-
-
 colors = {"holistic": "tab:orange", "fine-grained": "tab:purple"}
 fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
 for name, h in histories.items():
@@ -339,7 +336,7 @@ def fine_grained_exercise(ends, values, weights, R):
 toks = [" The", " plot", " is", " thin", ".", " Great", " cast", "!", " See", " it"]
 cats = [RewardCategory("negativity", 0.7, sentence_segments, sentence_sentiment),
         RewardCategory("repetition", 2.0, lambda t: span_segments(t, 3), span_repetition),
-        RewardCategory("holistic", 0.5, whole_response_segments, text_scorer(lambda p, y: gold_reward(y)))]
+        RewardCategory("holistic", 0.5, whole_response_segments, text_scorer(lambda p, y: sentiment_reward(y)))]
 lib = rewards.fine_grained_scores(cats, ["p"], [toks], R=12)
 ends = [[s.end for s in lib.segments[c.name][0]] for c in cats]
 vals = [c.scorer(["p"], [lib.segments[c.name][0]], [toks])[0] for c in cats]

@@ -64,6 +64,7 @@ from rlhf_edu.models import frozen_copy, load_policy, load_reward_model, n_param
 from rlhf_edu.bradley_terry import RewardModelConfig, score_texts, train_reward_model
 from rlhf_edu import ppo, rewards
 from rlhf_edu.ppo import PPOConfig, evaluate_policy, heldout_lm_loss, ptx_blocks, train_ppo
+from rlhf_edu.plotting import smooth  # centred moving average, edges padded
 
 scale = get_scale()
 gen = seed_everything(0, threads=2)
@@ -155,8 +156,10 @@ print(inspect.getsource(ppo.train_ppo))
 # * **Proxy reward:** a Bradley–Terry reward model (notebook 03) trained on critic preference pairs,
 #   *fresh* review over *rotten* review of the same movie. What it learns is mostly "sounds
 #   positive", a sentiment-ish proxy.
-# * **Gold reward:** VADER sentiment of the response, a scorer the policy never sees. When the proxy
-#   rises and VADER does not, the policy is exploiting the reward model.
+# * **Gold reward:** the course's gold judge (`rlhf_edu.gold`): VADER sentiment times readability
+#   (common English words, no repeated bigrams, at least five words), a scorer the policy never sees.
+#   Degenerate text scores below a neutral review. When the proxy rises and the gold does not, the
+#   policy is exploiting the reward model.
 # * **Prompts:** a movie name and the first four words of a review. **ptx data:** review text from
 #   the validation movies. **Held-out LM loss:** review text from the test movies.
 
@@ -242,11 +245,6 @@ run(f"beta = {BETA} + ptx")
 
 
 # %% slideshow={"slide_type": "subslide"}
-def smooth(x, k=3):
-    x = np.asarray(x, dtype=float)
-    return np.convolve(np.pad(x, (k // 2, k - 1 - k // 2), mode="edge"), np.ones(k) / k, mode="valid")
-
-
 colors = dict(zip(RUNS, ["tab:red", "tab:blue", "tab:green"]))
 fig, axes = plt.subplots(2, 2, figsize=(11, 7))
 for name, h in histories.items():
@@ -257,14 +255,14 @@ for name, h in histories.items():
     axes[1, 1].plot(h["eval_iteration"], h["heldout_lm_loss"], "o-", color=colors[name], label=name)
 axes[0, 1].axhline(base_eval["gold"].mean(), color="gray", ls="--", label="base model")
 axes[1, 1].axhline(base_lm, color="gray", ls="--", label="base model")
-titles = ["proxy reward (reward model), rollout mean", "gold reward (VADER), rollout mean",
+titles = ["proxy reward (reward model), rollout mean", "gold judge, rollout mean",
           "KL(pi || pi_ref) per response (nats, k1)", "held-out LM loss on review text (nats/token)"]
 for ax, title in zip(axes.flat, titles):
     ax.set_title(title)
     ax.set_xlabel("PPO iteration")
     ax.legend(fontsize=8)
 axes[0, 0].set_ylabel("reward-model score")
-axes[0, 1].set_ylabel("VADER compound")
+axes[0, 1].set_ylabel("gold (sentiment x readability)")
 axes[1, 0].set_ylabel("nats")
 axes[1, 1].set_ylabel("nats per token")
 fig.suptitle("Sentiment RLHF three ways (curves smoothed over 3 iterations)")
@@ -300,7 +298,7 @@ golds = [base_eval["gold"]] + [finals[n]["gold"] for n in RUNS]
 proxies = [base_eval["proxy"]] + [finals[n]["proxy"] for n in RUNS]
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
 x = np.arange(len(labels))
-for ax, vals, title in [(axes[0], golds, "gold reward (VADER)"), (axes[1], proxies, "proxy reward (reward model)")]:
+for ax, vals, title in [(axes[0], golds, "gold judge"), (axes[1], proxies, "proxy reward (reward model)")]:
     means = [v.mean().item() for v in vals]
     sems = [v.std().item() / np.sqrt(len(v)) for v in vals]
     ax.bar(x, means, yerr=sems, capsize=4, color=["gray"] + [colors[n] for n in RUNS])
@@ -330,7 +328,7 @@ plt.show()
 # | key | meaning | healthy |
 # |---|---|---|
 # | `reward` | mean task score of the rollout (the proxy: the reward model's score) | rises |
-# | `gold` | mean VADER score of the same responses (never used for training) | rises with `reward`; if it stalls while `reward` climbs, the policy is hacking the proxy |
+# | `gold` | mean gold-judge score of the same responses (never used for training) | rises with `reward`; if it stalls while `reward` climbs, the policy is hacking the proxy |
 # | `kl` | mean over responses of $\sum_t \log\pi(a_t\mid s_t) - \log\pi_{\text{ref}}(a_t\mid s_t)$ | grows slowly; TRL suggests staying within 0–10 nats; negative means a sampling bug |
 # | `beta` | the KL coefficient (changes only with `adaptive_kl=True`) | |
 # | `entropy` | mean per-token entropy of the policy on its own samples | falls slowly; a collapse to ~0 means the policy repeats one answer |

@@ -266,7 +266,7 @@ for beta in betas:
 # ### 4.3 Sampling from the trained policies
 #
 # We sample responses to held-out prompts (movie titles from the test split, the DPO prompt format)
-# with the safe sampler of notebook 02, score them with the VADER gold reward (it never saw the
+# with the safe sampler of notebook 02, score them with the gold judge (`rlhf_edu.gold`: sentiment times readability; it never saw the
 # preference labels), and estimate the sequence-level KL to the reference with the k1 estimator,
 # $\mathrm{KL} \approx \frac1N\sum_i \big[\log\pi_\theta(y_i|x_i) - \log\pi_{\text{ref}}(y_i|x_i)\big]$,
 # $y_i\sim\pi_\theta$.
@@ -295,7 +295,7 @@ for name, r in results.items():
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
 names = list(alphas)
 x = np.arange(len(names) + 1)
-for ax, key, label in ((axes[0], "gold", "VADER gold reward (mean)"), (axes[1], "kl", "KL to reference [nats]")):
+for ax, key, label in ((axes[0], "gold", "gold judge (mean)"), (axes[1], "kl", "KL to reference [nats]")):
     vals = [results[n][key] for n in ["reference", *names]]
     means = [v.mean().item() for v in vals]
     sems = [v.std().item() / math.sqrt(len(v)) for v in vals]

@@ -33,7 +33,8 @@ def cmd_sft(args: argparse.Namespace) -> int:
 
 
 def cmd_teacher_corpus(args: argparse.Namespace) -> int:
-    cfg = TeacherConfig(seed=args.seed, n_shards=args.shards, out_dir=args.shard_dir)
+    cfg = TeacherConfig(seed=args.seed, n_shards=args.shards, out_dir=args.shard_dir,
+                        worker=args.worker, workers=args.workers, threads=1 if args.workers > 1 else 2)
     build_teacher_corpus(cfg)
     if args.pack:
         print(json.dumps(pack_shards(cfg.out_dir, args.pack)))
@@ -96,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--shards", type=int, default=TeacherConfig.n_shards, help="number of 96-review shards")
     p.add_argument("--shard-dir", default=TeacherConfig.out_dir, help="where the shards go (default build/teacher_corpus)")
+    p.add_argument("--workers", type=int, default=1, help="run this many processes in parallel, one thread each")
+    p.add_argument("--worker", type=int, default=0, help="this process's index among --workers")
     p.add_argument("--pack", default=None, metavar="FILE", help="then write the kept reviews to FILE (.jsonl.bz2)")
     p.set_defaults(func=cmd_teacher_corpus)
 

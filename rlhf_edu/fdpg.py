@@ -45,7 +45,7 @@ from .divergences import F_DIVERGENCES, FDivergence, f_divergence, get_f_diverge
 from .exact_world import ExactWorld, TabularPolicy, enumerate_sequences, kl_from_logs, make_exact_world  # noqa: F401
 from .generation import sample
 from .logprobs import response_logprobs, sequence_logprob
-from .rewards import gold_reward
+from .rewards import sentiment_reward
 
 DIVERGENCE_NAMES = tuple(F_DIVERGENCES)
 resolve_divergence = get_f_divergence  # deprecated alias (0.1)
@@ -361,12 +361,12 @@ class GDCBinaryTask:
 
 @dataclass(frozen=True)
 class RLKLTask:
-    """RLKL with a reward function: log P = log a + r/β (default reward: VADER, the gold reward)."""
+    """RLKL with a reward function: log P = log a + r/β (default reward: VADER sentiment)."""
 
     beta: float = 0.1
     """KL coefficient β."""
     reward_fn: object = None
-    """texts -> (B,) rewards; None means :func:`rlhf_edu.rewards.gold_reward`."""
+    """texts -> (B,) rewards; None means :func:`rlhf_edu.rewards.sentiment_reward` (VADER)."""
     name: str = "RLKL (VADER)"
     alignment_name: str = "mean VADER reward"
 
@@ -377,7 +377,7 @@ class RLKLTask:
 
     def score(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """(alignment (B,) = r, log factor (B,) = r/β)."""
-        r = (self.reward_fn or gold_reward)(texts).float()
+        r = (self.reward_fn or sentiment_reward)(texts).float()
         return r, r / self.beta
 
 

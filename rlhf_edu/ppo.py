@@ -447,7 +447,7 @@ def train_ppo(config: PPOConfig, policy, reference, value_model, tokenizer, prom
     (cycled in a seeded order); reward_fn(rollout) -> (B,) holistic scores or a
     :class:`rlhf_edu.rewards.FineGrainedOutput`; ptx_data: (N, L) pretraining blocks for the ptx
     term; heldout: (N, L) blocks for the held-out LM loss; gold_fn(texts) -> (B,): the evaluation
-    reward logged as ``gold`` (default: the VADER gold reward), never seen by the policy.
+    reward logged as ``gold`` (default: the gold judge, :mod:`rlhf_edu.gold`), never seen by the policy.
 
     Returns a history (dict of lists, one entry per iteration, keys :data:`HISTORY_KEYS`), plus
     ``eval_iteration``/``heldout_lm_loss`` (every ``eval_every`` iterations) and ``samples`` (the

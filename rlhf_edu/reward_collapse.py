@@ -502,3 +502,167 @@ def train_ranking_rewards(task: RankingTask, utility_for, config: CollapseTrainC
             if step % config.snapshot_every == 0 or step == config.steps:
                 snapshot(step)
     return history
+
+
+# ----------------------------------------------------------------------------------------------
+# Distance to the Beta limit that has no 1/n floor
+# ----------------------------------------------------------------------------------------------
+def pp_distance(rewards, utility: Utility) -> float:
+    """Largest gap of the P-P plot: max_k |F(r_(k)) - (k - 1)/(n - 1)|, F the theorem's Beta CDF.
+
+    The optimal rewards are not a random sample but n deterministic points from 0 to 1, so the
+    natural question is whether they sit at the Beta quantiles F^-1((k - 1)/(n - 1)),
+    k = 1..n (which include the end points 0 and 1). This distance is 0 exactly when they do, so
+    unlike the KS distance (:func:`ks_distance`, at least 1/n because the empirical CDF jumps by
+    1/n at 0 and at 1) it has no floor, and its decay with n is the rate of convergence.
+    rewards: (n,) values in [0, 1], any order. Returns a float.
+    """
+    r = np.sort(np.asarray(rewards, dtype=np.float64))  # (n,)
+    levels = np.arange(r.size) / (r.size - 1)  # (n,) (k - 1)/(n - 1)
+    return float(np.abs(beta_limit(utility).cdf(r) - levels).max())
+
+
+# ----------------------------------------------------------------------------------------------
+# A reward model with shared parameters, evaluated on held-out prompts (Song et al.'s setting)
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class FeatureRankingTask:
+    """Prompts and completions described by features, ranked by a hidden quality (P prompts, n each).
+
+    Every completion has a latent score s = a . z (a fixed unit vector a, z ~ N(0, I), so
+    s ~ N(0, 1)); labellers rank the completions of a prompt by s. Open-ended prompts have
+    qualities Phi(s), uniform on [0, 1]. Closed-ended prompts have a right/wrong threshold t_p
+    (a function of the prompt's features): answers with s > t_p are right (quality near 0.9), the others wrong (near
+    0.1), with a small within-group spread that follows s. The ranking is the same kind of object
+    for both types; only the qualities (which the reward model never sees) differ.
+    """
+
+    prompt_x: torch.Tensor
+    """(P, d_p) prompt features; feature 0 (plus noise) decides whether the prompt is open-ended."""
+    completion_z: torch.Tensor
+    """(P, n, d_c) completion features, completions sorted best first."""
+    quality: torch.Tensor
+    """(P, n) hidden quality in [0, 1], sorted best first (the labellers' ranking)."""
+    open_ended: torch.Tensor
+    """(P,) bool."""
+    right: torch.Tensor
+    """(P, n) bool: the answer is right (closed-ended prompts; True where s > t_p, also recorded for open ones)."""
+
+
+def make_feature_ranking_task(n_prompts: int = 64, n_completions: int = 16, seed: int = 0,
+                              prompt_dim: int = 4, completion_dim: int = 4,
+                              type_noise: float = 0.3, threshold_scale: float = 0.6) -> FeatureRankingTask:
+    """Sample a :class:`FeatureRankingTask`. A prompt is open-ended when x_0 + type_noise * eps > 0;
+    a closed-ended prompt's right/wrong threshold is t_p = threshold_scale * x_1 (visible to a model).
+
+    The score direction a is drawn from a generator fixed across seeds (seed 1234), so tasks with
+    different seeds (train and held-out prompts) share the same quality function.
+    """
+    check_int("n_prompts", n_prompts, 2), check_int("n_completions", n_completions, 2)
+    check_int("prompt_dim", prompt_dim), check_int("completion_dim", completion_dim)
+    a = torch.randn(completion_dim, generator=torch.Generator().manual_seed(1234), dtype=torch.float64)
+    a = a / a.norm()  # (d_c,) shared score direction
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n_prompts, prompt_dim, generator=g, dtype=torch.float64)  # (P, d_p)
+    open_ended = x[:, 0] + type_noise * torch.randn(n_prompts, generator=g, dtype=torch.float64) > 0  # (P,)
+    z = torch.randn(n_prompts, n_completions, completion_dim, generator=g, dtype=torch.float64)  # (P, n, d_c)
+    threshold = threshold_scale * x[:, 1:2] if prompt_dim > 1 else torch.zeros(n_prompts, 1, dtype=torch.float64)  # (P, 1) t_p
+    s = z @ a  # (P, n) latent score
+    order = s.argsort(dim=1, descending=True)  # (P, n) the labellers' ranking
+    z = torch.gather(z, 1, order[..., None].expand_as(z))
+    s = torch.gather(s, 1, order)
+    right = s > threshold  # (P, n)
+    closed_q = torch.where(right, 0.9, 0.1) + 0.03 * torch.tanh(s - threshold)  # (P, n)
+    open_q = torch.special.ndtr(s)  # (P, n) Phi(s), uniform on [0, 1]
+    quality = torch.where(open_ended[:, None], open_q, closed_q)
+    return FeatureRankingTask(prompt_x=x.float(), completion_z=z.float(), quality=quality.float(),
+                              open_ended=open_ended, right=right)
+
+
+class SharedRewardNet(torch.nn.Module):
+    """R(prompt, completion) = sigmoid(MLP([x_p, z])): one network shared by every prompt, in (0, 1).
+
+    Unlike :class:`RankingRewardNet` it has no free parameter per completion: what it learns on
+    training prompts must carry over to prompts it has never seen.
+    """
+
+    def __init__(self, prompt_dim: int, completion_dim: int, hidden: int = 64):
+        super().__init__()
+        self.mlp = torch.nn.Sequential(
+            torch.nn.Linear(prompt_dim + completion_dim, hidden), torch.nn.Tanh(),
+            torch.nn.Linear(hidden, hidden), torch.nn.Tanh(), torch.nn.Linear(hidden, 1))
+
+    def forward(self, prompt_x: torch.Tensor, completion_z: torch.Tensor) -> torch.Tensor:
+        """prompt_x (P, d_p), completion_z (P, n, d_c) -> rewards (P, n) in (0, 1)."""
+        x = prompt_x[:, None, :].expand(-1, completion_z.shape[1], -1)  # (P, n, d_p)
+        return torch.sigmoid(self.mlp(torch.cat([x, completion_z], dim=-1)).squeeze(-1))  # (P, n)
+
+
+@dataclass
+class SharedTrainConfig:
+    """Hyper-parameters of :func:`train_shared_reward_model`."""
+
+    steps: int = 400
+    """Adam steps on the ranking loss (full batch over the training prompts)."""
+    warm_steps: int = 200
+    """Adam steps of a warm start that regresses R on the hidden quality (MSE), so that the two prompt
+    types start with their true reward distributions; 0 for none."""
+    lr: float = 0.01
+    """Adam learning rate."""
+    hidden: int = 64
+    """Width of the two hidden layers."""
+    eps: float = 0.05
+    """Below this difference the power utilities continue linearly (:meth:`Utility.torch_value`)."""
+    snapshot_every: int = 25
+    """Record the held-out rewards every this many ranking steps."""
+    seed: int = 0
+    """Seeds the network's initialisation."""
+
+    def __post_init__(self):
+        for name in ("steps", "hidden", "snapshot_every"):
+            check_int(name, getattr(self, name))
+        check_int("warm_steps", self.warm_steps, 0), check_int("seed", self.seed, 0)
+        for name in ("lr", "eps"):
+            check_positive(name, getattr(self, name))
+
+
+def train_shared_reward_model(train: FeatureRankingTask, test: FeatureRankingTask, utilities: list[Utility],
+                              config: SharedTrainConfig) -> dict[str, list]:
+    """Warm-start a :class:`SharedRewardNet` on the hidden quality, then maximise sum U_p(R_w - R_l).
+
+    train, test: :class:`FeatureRankingTask` with the same feature sizes. utilities: one per training
+    prompt (a fixed U for all, or a prompt-aware choice). The loss is :func:`ranking_utility_loss`
+    over all ranked pairs of each prompt (the lecture's objective). Returns a history: ``step`` and
+    ``loss`` per step; per snapshot (step 0 = after the warm start) ``snapshot_step`` and
+    ``test_rewards`` / ``train_rewards``, numpy arrays (P, n) of the rewards.
+    """
+    check_instance("train", train, FeatureRankingTask), check_instance("test", test, FeatureRankingTask)
+    check_instance("config", config, SharedTrainConfig)
+    if len(utilities) != train.prompt_x.shape[0]:
+        raise ValueError(f"utilities: expected one per training prompt ({train.prompt_x.shape[0]}), got {len(utilities)}")
+    torch.manual_seed(config.seed)
+    model = SharedRewardNet(train.prompt_x.shape[1], train.completion_z.shape[2], config.hidden)
+    history: dict[str, list] = {"step": [], "loss": [], "snapshot_step": [], "test_rewards": [], "train_rewards": []}
+
+    def snapshot(step: int) -> None:
+        with torch.no_grad():
+            history["snapshot_step"].append(step)
+            history["test_rewards"].append(model(test.prompt_x, test.completion_z).numpy())  # (P_test, n)
+            history["train_rewards"].append(model(train.prompt_x, train.completion_z).numpy())  # (P, n)
+
+    with _one_thread():
+        opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+        for _ in range(config.warm_steps):  # warm start: R close to the hidden quality
+            loss = (model(train.prompt_x, train.completion_z) - train.quality).pow(2).mean()
+            opt.zero_grad(set_to_none=True), loss.backward(), opt.step()
+        opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+        snapshot(0)
+        for step in range(1, config.steps + 1):
+            rewards = model(train.prompt_x, train.completion_z)  # (P, n)
+            loss = ranking_utility_loss(rewards, utilities, config.eps).losses.mean()
+            opt.zero_grad(set_to_none=True), loss.backward(), opt.step()
+            history["step"].append(step)
+            history["loss"].append(float(loss.detach()))
+            if step % config.snapshot_every == 0 or step == config.steps:
+                snapshot(step)
+    return history

@@ -120,7 +120,7 @@ def make_rollout(policy, reference, value_model, tokenizer, prompts: list[str], 
 def score_samples(policy, tokenizer, prompts: list[str], max_new_tokens: int, seed: int = 1234,
                   max_prompt_tokens: int | None = 16, reward_fn=None, gold_fn=gold_reward) -> dict:
     """Sample one response per prompt (fixed seed) and score it: ``gold_fn(texts)`` (default: the
-    VADER gold reward) and, if given, the proxy ``reward_fn(rollout)``.
+    gold judge, :mod:`rlhf_edu.gold`) and, if given, the proxy ``reward_fn(rollout)``.
 
     Returns ``{"gold": (B,) tensor, "proxy": (B,) tensor or None, "texts": list}``.
     """

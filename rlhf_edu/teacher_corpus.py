@@ -49,6 +49,11 @@ class TeacherConfig:
     top_p: float = 0.9
     out_dir: str = "build/teacher_corpus"
     threads: int = 2
+    worker: int = 0
+    """With ``workers`` > 1, this process builds only the shards ``k`` with ``k % workers == worker``
+    (run one single-threaded process per core: they do not stall each other as 2-thread torch does
+    on a busy machine)."""
+    workers: int = 1
 
     def __post_init__(self):
         for name in ("n_shards", "shard_size", "max_new_tokens", "threads"):
@@ -152,7 +157,7 @@ def build_teacher_corpus(cfg: TeacherConfig | None = None, progress: bool = True
     cfg = cfg or TeacherConfig()
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    todo = [s for s in range(cfg.n_shards) if not (out / f"shard_{s:05d}.jsonl").is_file()]
+    todo = [s for s in range(cfg.worker, cfg.n_shards, cfg.workers) if not (out / f"shard_{s:05d}.jsonl").is_file()]
     if not todo:
         return out
     torch.set_num_threads(cfg.threads)
@@ -166,7 +171,7 @@ def build_teacher_corpus(cfg: TeacherConfig | None = None, progress: bool = True
             for row in rows:
                 f.write(json.dumps(row) + "\n")
         os.replace(tmp, out / f"shard_{shard:05d}.jsonl")  # atomic: a shard is on disk whole or not at all
-        with open(out / "timing.log", "a") as f:
+        with open(out / f"timing{cfg.worker}.log", "a") as f:
             f.write(f"{shard} {time.time() - t0:.1f}\n")
     return out
 

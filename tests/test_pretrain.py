@@ -48,3 +48,22 @@ def test_rebuild_is_deterministic_under_its_seed(tmp_path):
     assert m0["history"]["loss"] == m1["history"]["loss"]
     assert all(torch.equal(w0[k], w1[k]) for k in w0)
     assert m0["samples"] == m1["samples"]
+
+
+def test_word_perplexity_matches_hf_loss_with_the_prefix_masked(tiny_tokenizer):
+    from rlhf_edu.models import load_base_model
+    from rlhf_edu.pretrain import word_perplexity
+
+    model = load_base_model("tiny").eval()
+    ds = {"movie": ["shrek", "jaws"], "text": ["A fun film.", "The shark is scary and the sea is big."]}
+    total, words = 0.0, 0
+    for movie, text in zip(ds["movie"], ds["text"]):
+        prefix = [tiny_tokenizer.eos_token_id] + tiny_tokenizer(f"{movie}:")["input_ids"]
+        body = tiny_tokenizer(f" {text}")["input_ids"]
+        ids = torch.tensor([prefix + body])
+        labels = ids.clone()
+        labels[0, : len(prefix)] = -100  # HF's loss ignores the prompt positions
+        with torch.no_grad():
+            total += model(input_ids=ids, labels=labels).loss.item() * len(body)
+        words += len(text.split())
+    assert abs(word_perplexity(model, tiny_tokenizer, ds) - math.exp(total / words)) < 1e-3 * math.exp(total / words)

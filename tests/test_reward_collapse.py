@@ -218,3 +218,42 @@ def test_kkt_gap_rejects_a_slightly_wrong_solution(utility):
     r = rc.optimal_rewards(200, utility).rewards.copy()
     r[100] += min(1e-5, (r[99] - r[100]) / 2)  # stays sorted
     assert rc.kkt_gap(r, utility) > 1e-8
+
+
+def test_pp_distance_is_zero_at_the_beta_quantiles_and_matches_a_loop():
+    from scipy.special import betainc, betaincinv
+
+    for utility in (rc.power_utility(0.5), rc.log_utility(), rc.inverse_power_utility(1.0)):
+        a = rc.beta_limit(utility).args[0]
+        n = 30
+        quantiles = np.array([betaincinv(a, a, k / (n - 1)) for k in range(n)])  # exact Beta quantiles
+        assert rc.pp_distance(quantiles[::-1], utility) < 1e-12  # no floor, unlike the KS distance
+        assert rc.ks_distance(quantiles, utility) >= 1 / n - 1e-12
+        moved = quantiles.copy()
+        moved[7] = 0.5 * (moved[7] + moved[8])  # one point moved half way to its neighbour
+        by_loop = max(abs(betainc(a, a, x) - k / (n - 1)) for k, x in enumerate(moved))
+        assert rc.pp_distance(moved, utility) == pytest.approx(by_loop, rel=1e-10)
+        assert by_loop > 0.01
+
+
+def test_feature_task_and_shared_model_collapse_on_held_out_prompts():
+    train = rc.make_feature_ranking_task(32, 12, seed=1)
+    test = rc.make_feature_ranking_task(32, 12, seed=2)
+    q = train.quality
+    assert torch.all(q[:, :-1] >= q[:, 1:])  # sorted best first
+    from scipy.stats import kstest
+
+    assert kstest(q[train.open_ended].numpy().ravel(), "uniform").pvalue > 0.01  # Phi(s) of s ~ N(0, 1)
+    closed = q[~train.open_ended]
+    assert torch.all(torch.minimum((closed - 0.9).abs(), (closed - 0.1).abs()) <= 0.03 + 1e-6)  # two groups
+    assert torch.equal(closed > 0.5, train.right[~train.open_ended])
+    cfg = rc.SharedTrainConfig(steps=300, warm_steps=300, lr=0.03, snapshot_every=300)
+    w = lambda r, t: wasserstein_distance(r[t.open_ended.numpy()].ravel(), r[~t.open_ended.numpy()].ravel())
+    fixed = rc.train_shared_reward_model(train, test, [rc.logsigmoid_utility(0.1)] * 32, cfg)
+    aware = rc.train_shared_reward_model(train, test, [rc.prompt_aware_utility(bool(o)) for o in train.open_ended], cfg)
+    assert fixed["snapshot_step"] == [0, 300] and fixed["test_rewards"][0].shape == (32, 12)
+    assert w(fixed["train_rewards"][0], train) > 0.08  # the warm start knows the two shapes
+    assert w(fixed["train_rewards"][-1], train) < 0.03  # one U: they collapse
+    assert w(aware["train_rewards"][-1], train) > 0.1  # prompt-aware U: they stay apart
+    with pytest.raises(ValueError, match="utilities"):
+        rc.train_shared_reward_model(train, test, [rc.linear_utility()], cfg)
