@@ -94,9 +94,7 @@ def bt_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> PairLoss:
     return _pair_loss(losses, r_chosen, r_rejected)
 
 
-def margin_loss(
-    r_chosen: torch.Tensor, r_rejected: torch.Tensor, margin: torch.Tensor | float
-) -> PairLoss:
+def margin_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor, margin: torch.Tensor | float) -> PairLoss:
     """The Llama-2 margin loss (the Regularization chapter, eq. 9).
 
     loss_i = -log sigma(r_w,i - r_l,i - m_i). The pair must be won by at least the margin m_i
@@ -136,9 +134,8 @@ def centring_penalty(r_chosen: torch.Tensor, r_rejected: torch.Tensor, coef: flo
     return CentringPenalty(losses.to(r_chosen.dtype), s.detach().to(r_chosen.dtype))
 
 
-def normalise_rewards(
-    rewards: torch.Tensor, offset: torch.Tensor | float | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
+def normalise_rewards(rewards: torch.Tensor, offset: torch.Tensor | float | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
     """Shift rewards to zero mean over a prompt set (Lecture 6: E_{x,y}[r(x, y)] = 0).
 
     rewards: (B,) rewards of responses to a reference set of prompts. offset: the shift to
@@ -334,15 +331,10 @@ def score_texts(reward_model, tokenizer, prompts: list[str], responses: list[str
     prompts, responses: lists of B strings. Returns (B,) float32 on the CPU. The model is put in
     eval mode for scoring and restored to its previous mode afterwards.
     """
-    if len(prompts) != len(responses):
-        raise ValueError(f"prompts/responses: expected equal lengths, got {len(prompts)} and {len(responses)}")
     was_training = reward_model.training
     reward_model.eval()
-    out = [
-        _score_batch(reward_model, tokenizer, list(prompts[i:i + batch_size]),
-                     list(responses[i:i + batch_size]), max_len, max_prompt_tokens).float().cpu()
-        for i in range(0, len(prompts), batch_size)
-    ]
+    out = [_score_batch(reward_model, tokenizer, list(prompts[i:i + batch_size]), list(responses[i:i + batch_size]),
+                        max_len, max_prompt_tokens).float().cpu() for i in range(0, len(prompts), batch_size)]
     reward_model.train(was_training)
     return torch.cat(out)  # (B,)
 
@@ -378,12 +370,8 @@ def evaluate_reward_model(reward_model, tokenizer, pairs, config: RewardModelCon
 
 def freeze_lower_layers(reward_model, n_layers: int) -> None:
     """Switch off gradients of the embeddings and the lowest ``n_layers`` transformer blocks."""
-    if n_layers == 0:
-        return
     backbone = reward_model.backbone
-    if n_layers > len(backbone.h):
-        raise ValueError(f"n_layers: expected <= {len(backbone.h)} blocks, got {n_layers}")
-    for module in [backbone.wte, backbone.wpe, *backbone.h[:n_layers]]:
+    for module in [backbone.wte, backbone.wpe, *backbone.h[:n_layers]] if n_layers else []:
         for p in module.parameters():
             p.requires_grad_(False)
 

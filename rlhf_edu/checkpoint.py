@@ -25,20 +25,16 @@ from typing import Any, Callable
 
 import torch
 
-__all__ = ["atomic_write", "save_state", "load_state", "save_pretrained_atomic", "recover_pretrained_dir"]
-
 
 def _fsync_dir(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
     except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
         pass
-    finally:
-        os.close(fd)
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], Any]) -> Path:

@@ -50,8 +50,9 @@ def cmd_course(args: argparse.Namespace) -> int:
     return 0 if all(r.status == "ok" for r in runs) else 1
 
 
-def cmd_homework(args: argparse.Namespace) -> int:
-    build_homework(notebooks_dir=args.notebooks, out_dir=args.out, only=args.only)
+def cmd_build(args: argparse.Namespace) -> int:
+    """``homework`` and ``slides``: one output file per notebook."""
+    args.build(notebooks_dir=args.notebooks, out_dir=args.out, only=args.only)
     return 0
 
 
@@ -68,11 +69,6 @@ def cmd_check(args: argparse.Namespace) -> int:
         if not all(r.passed for r in results) and status == 0:
             status = 1
     return status
-
-
-def cmd_slides(args: argparse.Namespace) -> int:
-    build_slides(notebooks_dir=args.notebooks, out_dir=args.out, only=args.only)
-    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,12 +118,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=str(COURSE_DIR), help="output directory (default build/course)")
     p.set_defaults(func=cmd_course)
 
-    p = sub.add_parser("homework", help="make student notebooks (solutions cleared, nbgrader-style)")
-    p.add_argument("--out", default=str(HOMEWORK_DIR), help="output directory (default homework/)")
-    p.add_argument("--only", default=None, help=only_help)
-    p.add_argument("--notebooks", default=str(NOTEBOOKS_DIR), help=argparse.SUPPRESS)
-    p.set_defaults(func=cmd_homework)
-
     p = sub.add_parser("check", help="run a homework notebook and print a per-exercise pass/fail table")
     p.add_argument("notebook", nargs="+", help="the student's homework notebook(s); never modified")
     p.add_argument("--scale", choices=["tiny", "gpt2", "auto"], default=None,
@@ -135,11 +125,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=int, default=600, help="per-cell timeout in seconds (default 600)")
     p.set_defaults(func=cmd_check)
 
-    p = sub.add_parser("slides", help="build offline reveal.js decks into slides/NN_name.slides.html")
-    p.add_argument("--out", default=str(SLIDES_DIR), help="output directory (default slides/)")
-    p.add_argument("--only", default=None, help=only_help)
-    p.add_argument("--notebooks", default=str(NOTEBOOKS_DIR), help=argparse.SUPPRESS)
-    p.set_defaults(func=cmd_slides)
+    for name, build, out, help_ in (
+            ("homework", build_homework, HOMEWORK_DIR, "make student notebooks (solutions cleared, nbgrader-style)"),
+            ("slides", build_slides, SLIDES_DIR, "build offline reveal.js decks into slides/NN_name.slides.html")):
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("--out", default=str(out), help=f"output directory (default {out.name}/)")
+        p.add_argument("--only", default=None, help=only_help)
+        p.add_argument("--notebooks", default=str(NOTEBOOKS_DIR), help=argparse.SUPPRESS)
+        p.set_defaults(func=cmd_build, build=build)
     return parser
 
 

@@ -7,6 +7,7 @@ sizes from the returned :class:`Scale`; they never hard-code them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 from dataclasses import dataclass, field, replace
@@ -56,17 +57,8 @@ class Scale:
     def __post_init__(self):
         if self.name not in ("tiny", "gpt2"):
             raise ValueError(f"name: expected 'tiny' or 'gpt2', got {self.name!r}")
-        if not isinstance(self.model_source, str):
-            raise ValueError(f"model_source: expected a directory or hub id (str), got {self.model_source!r}")
-        for k in ("max_prompt_tokens", "max_response_tokens", "max_pair_tokens", "rl_batch_size",
-                  "pref_batch_size", "pref_steps", "eval_pairs"):
-            v = getattr(self, k)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{k}: expected an int >= 1, got {v!r}")
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype: expected one of {DTYPES}, got {self.dtype!r}")
-        if not isinstance(self.extra, dict):
-            raise ValueError(f"extra: expected a dict, got {type(self.extra).__name__}")
 
     def with_(self, **kwargs) -> "Scale":
         """A copy with some fields replaced."""
@@ -77,11 +69,6 @@ def tiny() -> Scale:
     """The CPU preset: the shipped 4-layer, width-256 GPT-2 with an 8k BPE vocabulary
     (or ``$RLHF_EDU_TINY_DIR``, e.g. a model rebuilt by ``rlhf-edu pretrain``)."""
     return Scale(name="tiny", model_source=str(tiny_model_dir()))
-
-
-def _check_source(source) -> None:
-    if source is not None and not isinstance(source, (str, os.PathLike)):
-        raise ValueError(f"source: expected a local directory or hub id, got {type(source).__name__}")
 
 
 def gpt2_source() -> str:
@@ -98,11 +85,9 @@ def sft_dir() -> Path:
 def gpt2(source: str | None = None) -> Scale:
     """The one-GPU preset: GPT-2 small after SFT on the course text (``rlhf-edu sft --scale gpt2``),
     or the checkpoint in ``source``."""
-    _check_source(source)
-    src = str(source or sft_dir())
     return Scale(
         name="gpt2",
-        model_source=src,
+        model_source=str(source or sft_dir()),
         base_source=gpt2_source(),
         max_prompt_tokens=16,
         max_response_tokens=32,
@@ -117,25 +102,15 @@ def gpt2(source: str | None = None) -> Scale:
 
 def gpt2_weights_available(source: str | None = None) -> tuple[bool, str]:
     """Whether GPT-2 small can be had without error, and where from (or why not)."""
-    _check_source(source)
+    from huggingface_hub import HfApi, try_to_load_from_cache
+
     src = source or os.environ.get("RLHF_EDU_GPT2_PATH")
     if src:
-        if (Path(src) / "config.json").exists():
-            return True, f"local directory {src}"
-        return False, f"RLHF_EDU_GPT2_PATH={src} has no config.json"
-    try:
-        from huggingface_hub import try_to_load_from_cache
-
-        hit = try_to_load_from_cache("openai-community/gpt2", "config.json")
-        if isinstance(hit, str):
-            return True, "Hugging Face cache"
-    except Exception:  # pragma: no cover - depends on hub library internals
-        pass
-    if os.environ.get("HF_HUB_OFFLINE") == "1":
-        return False, "HF_HUB_OFFLINE=1 and GPT-2 is not cached"
-    try:
-        from huggingface_hub import HfApi
-
+        found = (Path(src) / "config.json").exists()
+        return found, f"local directory {src}" if found else f"RLHF_EDU_GPT2_PATH={src} has no config.json"
+    if isinstance(try_to_load_from_cache("openai-community/gpt2", "config.json"), str):
+        return True, "Hugging Face cache"
+    try:  # offline (HF_HUB_OFFLINE=1) raises too
         HfApi().model_info("openai-community/gpt2", timeout=5)
         return True, "Hugging Face hub"
     except Exception:
@@ -148,55 +123,54 @@ def get_scale(name: str | None = None, verbose: bool = True) -> Scale:
     ``auto`` picks ``gpt2`` when CUDA is available and GPT-2's weights can be had, and ``tiny``
     otherwise, printing one line that says why.
     """
-    if name is not None and not isinstance(name, str):
-        raise ValueError(f"scale: expected a scale name (one of {SCALES}), got {type(name).__name__}")
-    name = (name or os.environ.get("RLHF_EDU_SCALE") or "auto").strip().lower()
+    name = str(name or os.environ.get("RLHF_EDU_SCALE") or "auto").strip().lower()
     if name not in SCALES:
         raise ValueError(f"scale: expected a scale name, one of {SCALES}, got {name!r} (set RLHF_EDU_SCALE)")
-    if name == "tiny":
-        scale = tiny().with_(reason="requested tiny")
-    elif name == "gpt2":
-        scale = gpt2().with_(reason="requested gpt2")
+    if name != "auto":
+        scale = (tiny if name == "tiny" else gpt2)().with_(reason=f"requested {name}")
+    elif not torch.cuda.is_available():
+        scale = tiny().with_(reason="auto: no CUDA device, using the tiny CPU model")
+    elif (sft_dir() / "config.json").exists():
+        scale = gpt2().with_(reason=f"auto: CUDA available and GPT-2 after SFT found in {sft_dir()}")
     else:
-        if not torch.cuda.is_available():
-            scale = tiny().with_(reason="auto: no CUDA device, using the tiny CPU model")
-        else:
-            if (sft_dir() / "config.json").exists():
-                scale = gpt2().with_(reason=f"auto: CUDA available and GPT-2 after SFT found in {sft_dir()}")
-            elif (found := gpt2_weights_available())[0]:
-                where = found[1]
-                scale = tiny().with_(reason=f"auto: CUDA available and GPT-2 found ({where}), but not fine-tuned "
-                                            "yet: run `rlhf-edu sft --scale gpt2` once to use it; using tiny")
-            else:
-                scale = tiny().with_(reason=f"auto: CUDA available but {found[1]}; using tiny")
+        found, where = gpt2_weights_available()
+        scale = tiny().with_(reason=f"auto: CUDA available and GPT-2 found ({where}), but not fine-tuned yet: run "
+                                    "`rlhf-edu sft --scale gpt2` once to use it; using tiny" if found
+                             else f"auto: CUDA available but {where}; using tiny")
     if verbose:
         print(f"[rlhf_edu] scale={scale.name} ({scale.reason})")
     return scale
 
 
-def _device(name: str, device) -> torch.device:
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"{name}: expected a device such as 'cpu' or 'cuda:0', got {device!r}") from None
-
-
 def pick_device(prefer: str | None = None) -> torch.device:
     """``cuda`` when available (or ``prefer``), otherwise ``cpu``."""
-    if prefer:
-        return _device("prefer", prefer)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(prefer or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
 def pick_dtype(device: torch.device | str, scale: Scale | None = None) -> torch.dtype:
     """float32 on CPU; bfloat16 on a GPU that supports it (when the scale asks for it)."""
-    device = _device("device", device)
-    if scale is not None and not isinstance(scale, Scale):
-        raise ValueError(f"scale: expected a Scale or None, got {type(scale).__name__}")
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        if scale is None or scale.dtype == "bfloat16":
-            return torch.bfloat16
-    return torch.float32
+    bf16 = torch.device(device).type == "cuda" and torch.cuda.is_bf16_supported()
+    return torch.bfloat16 if bf16 and (scale is None or scale.dtype == "bfloat16") else torch.float32
+
+
+@contextlib.contextmanager
+def one_thread():
+    """Run torch on one thread: for tiny tensors, extra threads only spin (and on a busy machine
+    make every operation tens of times slower)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def autocast(device, dtype: str | None) -> torch.autocast:
+    """Autocast to ``dtype`` (``"bfloat16"`` or ``"float16"``) on CUDA; a disabled one on CPU or for
+    None / ``"float32"`` (the weights keep their dtype either way)."""
+    device = torch.device(device)
+    on = device.type == "cuda" and dtype in ("bfloat16", "float16")
+    return torch.autocast(device.type, dtype=getattr(torch, dtype) if on else None, enabled=on)
 
 
 def seed_everything(seed: int = 0, threads: int | None = None) -> torch.Generator:
@@ -206,8 +180,6 @@ def seed_everything(seed: int = 0, threads: int | None = None) -> torch.Generato
     """
     if not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed: expected a non-negative int, got {seed!r}")
-    if threads is not None and (not isinstance(threads, int) or threads < 1):
-        raise ValueError(f"threads: expected an int >= 1 or None, got {threads!r}")
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

@@ -59,11 +59,6 @@ class CourseError(ValueError):
     """
 
 
-def _check_timeout(timeout) -> None:
-    if timeout is not None and (not isinstance(timeout, int) or isinstance(timeout, bool) or timeout < 1):
-        raise CourseError(f"--timeout (timeout): expected whole seconds >= 1, got {timeout!r}")
-
-
 # --------------------------------------------------------------------------------------------
 # Finding and reading notebooks
 # --------------------------------------------------------------------------------------------
@@ -107,20 +102,13 @@ def find_notebooks(notebooks_dir: Path | str = NOTEBOOKS_DIR, only: str | Sequen
 def read_notebook(path: Path | str) -> nbformat.NotebookNode:
     """Read and validate a notebook, turning every failure into a one-line CourseError."""
     path = Path(path)
-    if not path.exists():
-        raise CourseError(f"notebook not found: {path}")
     if not path.is_file():
-        raise CourseError(f"not a file: {path}")
+        raise CourseError(f"notebook not found: {path}")
     try:
         nb = nbformat.read(path, as_version=4)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CourseError(f"{path} is not a readable notebook (invalid JSON: {exc})") from None
-    except Exception as exc:  # nbformat raises several kinds for malformed files
-        raise CourseError(f"{path} is not a readable notebook ({type(exc).__name__}: {exc})") from None
-    try:
         nbformat.validate(nb)
-    except nbformat.ValidationError as exc:
-        raise CourseError(f"{path} is malformed: {exc.message}") from None
+    except Exception as exc:  # invalid JSON, not a notebook, schema errors...
+        raise CourseError(f"{path} is not a readable notebook ({type(exc).__name__}: {exc})") from None
     return nb
 
 
@@ -151,30 +139,6 @@ class NotebookRun:
     outputs: list[Path] = field(default_factory=list)
 
 
-def _make_client(nb, cwd: Path, env: dict, *, allow_errors: bool = False, progress=None,
-                 timeout: int = CELL_TIMEOUT):
-    from nbclient import NotebookClient
-
-    state: dict = {"failed_cell": None}
-
-    def on_cell_executed(cell, cell_index, execute_reply=None, **_):
-        if progress is not None:
-            progress.update(1)
-
-    def on_cell_error(cell, cell_index, execute_reply=None, **_):
-        if state["failed_cell"] is None:
-            state["failed_cell"] = cell_index
-
-    client = NotebookClient(
-        nb, timeout=timeout, kernel_name=KERNEL_NAME, allow_errors=allow_errors,
-        resources={"metadata": {"path": str(cwd)}},
-        on_cell_executed=on_cell_executed, on_cell_error=on_cell_error,
-    )
-    client._rlhf_state = state  # type: ignore[attr-defined]
-    client._rlhf_env = env  # type: ignore[attr-defined]
-    return client
-
-
 def execute_notebook(nb, cwd: Path, env: dict | None = None, *, allow_errors: bool = False,
                      progress=None, timeout: int = CELL_TIMEOUT):
     """Execute ``nb`` in place with a fresh ``python3`` kernel started in ``cwd``.
@@ -182,18 +146,22 @@ def execute_notebook(nb, cwd: Path, env: dict | None = None, *, allow_errors: bo
     Returns ``(error, failed_cell_index)``; ``(None, None)`` on success. The notebook keeps the
     outputs of every cell that ran, including the failing one.
     """
+    from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
-    kernel_env = dict(os.environ)
-    kernel_env.update(env or {})
-    client = _make_client(nb, cwd, kernel_env, allow_errors=allow_errors, progress=progress,
-                          timeout=timeout)
+    failed: list[int] = []
+    client = NotebookClient(
+        nb, timeout=timeout, kernel_name=KERNEL_NAME, allow_errors=allow_errors,
+        resources={"metadata": {"path": str(cwd)}},
+        on_cell_executed=lambda **_: progress is not None and progress.update(1),
+        on_cell_error=lambda cell_index, **_: failed.append(cell_index),
+    )
     try:
-        client.execute(env=kernel_env)
+        client.execute(env={**os.environ, **(env or {})})
     except CellExecutionError as exc:
-        return str(exc), client._rlhf_state["failed_cell"]
+        return str(exc), failed[0] if failed else None
     except (CellTimeoutError, DeadKernelError) as exc:
-        return f"{type(exc).__name__}: {exc}", client._rlhf_state["failed_cell"]
+        return f"{type(exc).__name__}: {exc}", failed[0] if failed else None
     return None, None
 
 
@@ -295,7 +263,6 @@ def run_course(*, scale: str | None = None, only=None, notebooks_dir: Path | str
     from tqdm.auto import tqdm
 
     stream = stream or sys.stdout
-    _check_timeout(timeout)
     notebooks_dir = Path(notebooks_dir).resolve()
     out_dir = Path(out_dir).resolve()
     if out_dir == notebooks_dir and not in_place:

@@ -31,13 +31,6 @@ def corpus_path() -> Path:
     return CORPUS_FILE
 
 
-def _check_columns(ds, columns) -> None:
-    names = getattr(ds, "column_names", None) or (list(ds) if isinstance(ds, dict) else [])
-    missing = [c for c in columns if c not in names]
-    if missing:
-        raise ValueError(f"ds: expected a Dataset with columns {list(columns)}, missing {missing}")
-
-
 def format_document(movie: str, text: str) -> str:
     """How a review is shown to the language model: ``"<movie>: <text>"``."""
     return f"{movie}: {text}"
@@ -55,13 +48,8 @@ def _load_offline() -> Dataset:
     df = pd.read_csv(corpus_path())
     df = df.dropna(subset=["text"])  # some rows have empty text (read as NaN)
     df = df[df["text"].str.strip().str.len() > 0]
-    return Dataset.from_dict(
-        {
-            "text": [t.strip() for t in df["text"]],
-            "label": df["category"].astype(str).tolist(),
-            "movie": df["movie_name"].astype(str).tolist(),
-        }
-    )
+    return Dataset.from_dict({"text": [t.strip() for t in df["text"]], "label": df["category"].astype(str).tolist(),
+                              "movie": df["movie_name"].astype(str).tolist()})
 
 
 def load_corpus(source: str = "offline") -> Dataset:
@@ -78,19 +66,12 @@ def load_corpus(source: str = "offline") -> Dataset:
 
         hub = load_dataset("rotten_tomatoes")
         ds = concatenate_datasets([hub[s] for s in ("train", "validation", "test")])
-        return Dataset.from_dict(
-            {
-                "text": ds["text"],
-                "label": ["fresh" if y == 1 else "rotten" for y in ds["label"]],
-                "movie": [f"review-{i}" for i in range(len(ds))],
-            }
-        )
+        return Dataset.from_dict({"text": ds["text"], "label": ["fresh" if y == 1 else "rotten" for y in ds["label"]],
+                                  "movie": [f"review-{i}" for i in range(len(ds))]})
     raise ValueError(f"source: expected 'offline' or 'hub', got {source!r}")
 
 
-def split_by_movie(
-    ds: Dataset, seed: int = 0, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
-) -> DatasetDict:
+def split_by_movie(ds: Dataset, seed: int = 0, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> DatasetDict:
     """Seeded train/validation/test splits such that no movie appears in two splits."""
     if len(ds) == 0:
         raise ValueError("ds: expected a non-empty dataset, got 0 rows")
@@ -100,14 +81,10 @@ def split_by_movie(
     random.Random(seed).shuffle(movies)
     n_train = round(fractions[0] * len(movies))
     n_val = round(fractions[1] * len(movies))
-    which = {m: 0 for m in movies[:n_train]}
-    which.update({m: 1 for m in movies[n_train : n_train + n_val]})
-    which.update({m: 2 for m in movies[n_train + n_val :]})
+    which = {m: 0 if i < n_train else 1 if i < n_train + n_val else 2 for i, m in enumerate(movies)}
     split_of = [which[m] for m in ds["movie"]]
     idx = [[i for i, s in enumerate(split_of) if s == k] for k in range(3)]
-    return DatasetDict(
-        train=ds.select(idx[0]), validation=ds.select(idx[1]), test=ds.select(idx[2])
-    )
+    return DatasetDict(train=ds.select(idx[0]), validation=ds.select(idx[1]), test=ds.select(idx[2]))
 
 
 @functools.lru_cache(maxsize=4)
@@ -116,9 +93,8 @@ def load_splits(seed: int = 0, source: str = "offline") -> DatasetDict:
     return split_by_movie(load_corpus(source), seed=seed)
 
 
-def preference_pairs(
-    ds: Dataset, seed: int = 0, max_pairs_per_movie: int | None = 4, max_chars: int | None = 300
-) -> Dataset:
+def preference_pairs(ds: Dataset, seed: int = 0, max_pairs_per_movie: int | None = 4,
+                     max_chars: int | None = 300) -> Dataset:
     """Human preference pairs: a fresh snippet (chosen) over a rotten one (rejected), same movie.
 
     Returns a Dataset with ``prompt`` (:func:`format_prompt` of the movie), ``chosen``,
@@ -127,10 +103,6 @@ def preference_pairs(
     """
     if len(ds) == 0:
         raise ValueError("ds: expected a non-empty dataset, got 0 rows")
-    _check_columns(ds, ("text", "label", "movie"))
-    for name, v in (("max_pairs_per_movie", max_pairs_per_movie), ("max_chars", max_chars)):
-        if v is not None and (not isinstance(v, int) or v < 1):
-            raise ValueError(f"{name}: expected an int >= 1 or None, got {v!r}")
     rng = random.Random(seed)
     by_movie: dict[str, dict[str, list[str]]] = {}
     for text, label, movie in zip(ds["text"], ds["label"], ds["movie"]):
@@ -144,9 +116,7 @@ def preference_pairs(
         fresh, rotten = by_movie[movie]["fresh"], by_movie[movie]["rotten"]
         rng.shuffle(fresh)
         rng.shuffle(rotten)
-        n = min(len(fresh), len(rotten))
-        if max_pairs_per_movie is not None:
-            n = min(n, max_pairs_per_movie)
+        n = min(len(fresh), len(rotten), max_pairs_per_movie or len(fresh))
         for c, r in zip(fresh[:n], rotten[:n]):
             rows["prompt"].append(format_prompt(movie))
             rows["chosen"].append(c)
@@ -164,18 +134,12 @@ def make_prompts(ds: Dataset, n: int | None = None, n_words: int = 4, seed: int 
     """
     if len(ds) == 0:
         raise ValueError("ds: expected a non-empty dataset, got 0 rows")
-    if n_words < 0:
-        raise ValueError(f"n_words: expected >= 0, got {n_words}")
-    if n is not None and (not isinstance(n, int) or n < 1):
-        raise ValueError(f"n: expected an int >= 1 or None, got {n!r}")
-    _check_columns(ds, ("text", "label", "movie"))
     rows = {"prompt": [], "movie": []}
     for text, label, movie in zip(ds["text"], ds["label"], ds["movie"]):
         if label not in labels:
             continue
         words = text.split()[:n_words]
-        prompt = format_prompt(movie) + (" " + " ".join(words) if words else "")
-        rows["prompt"].append(prompt)
+        rows["prompt"].append(format_prompt(movie) + (" " + " ".join(words) if words else ""))
         rows["movie"].append(movie)
     out = Dataset.from_dict(rows).shuffle(seed=seed)
     if n is not None:
@@ -183,10 +147,8 @@ def make_prompts(ds: Dataset, n: int | None = None, n_words: int = 4, seed: int 
     return out
 
 
-def tokenize_prompt_response(
-    tokenizer, prompts: list[str], responses: list[str], max_len: int = 64,
-    max_prompt_tokens: int = 16, add_eos: bool = True,
-) -> dict[str, torch.Tensor]:
+def tokenize_prompt_response(tokenizer, prompts: list[str], responses: list[str], max_len: int = 64,
+                             max_prompt_tokens: int = 16, add_eos: bool = True) -> dict[str, torch.Tensor]:
     """Tokenize prompt+response pairs into a right-padded batch.
 
     Returns ``input_ids`` (B, T), ``attention_mask`` (B, T) and ``response_mask`` (B, T), where
@@ -194,17 +156,8 @@ def tokenize_prompt_response(
     cut from the left to ``max_prompt_tokens``; responses (with EOS when ``add_eos``) are cut on
     the right so that the total fits ``max_len``. A response keeps at least one token.
     """
-    for name, xs in (("prompts", prompts), ("responses", responses)):
-        if isinstance(xs, str) or not hasattr(xs, "__len__"):
-            raise ValueError(f"{name}: expected a list of strings, got {type(xs).__name__}")
     if len(prompts) != len(responses):
-        raise ValueError(
-            f"prompts/responses: expected equal lengths, got {len(prompts)} and {len(responses)}"
-        )
-    if len(prompts) == 0:
-        raise ValueError("prompts: expected at least one example, got 0")
-    if max_len < 2:
-        raise ValueError(f"max_len: expected >= 2, got {max_len}")
+        raise ValueError(f"prompts/responses: expected equal lengths, got {len(prompts)} and {len(responses)}")
     if max_prompt_tokens < 1:  # ids[-0:] would silently keep the whole prompt
         raise ValueError(f"max_prompt_tokens: expected >= 1, got {max_prompt_tokens}")
     eos = tokenizer.eos_token_id
@@ -214,10 +167,8 @@ def tokenize_prompt_response(
         p_ids = tokenizer(p, add_special_tokens=False)["input_ids"][-max_prompt_tokens:]
         if not p_ids:
             p_ids = [eos]  # an empty prompt is conditioned on the document separator
-        r_ids = tokenizer(" " + r.strip() if not r.startswith(" ") else r,
-                          add_special_tokens=False)["input_ids"]
-        if add_eos:
-            r_ids = r_ids + [eos]
+        r_ids = tokenizer(r if r.startswith(" ") else " " + r.strip(), add_special_tokens=False)["input_ids"]
+        r_ids += [eos] if add_eos else []
         p_ids = p_ids[-(max_len - 1):]
         r_ids = r_ids[: max(1, max_len - len(p_ids))]
         seqs.append(p_ids + r_ids)
@@ -247,8 +198,6 @@ class PairCollator:
     def __post_init__(self):
         if self.max_len < 2:
             raise ValueError(f"max_len: expected >= 2, got {self.max_len}")
-        if self.max_prompt_tokens < 1:
-            raise ValueError(f"max_prompt_tokens: expected >= 1, got {self.max_prompt_tokens}")
 
     def __call__(self, examples: list[dict]) -> dict[str, dict[str, torch.Tensor]]:
         prompts = [e["prompt"] for e in examples]
@@ -261,16 +210,11 @@ class PairCollator:
 
 def lm_documents(ds: Dataset) -> list[str]:
     """All snippets (plot summaries included) formatted as LM documents."""
-    _check_columns(ds, ("text", "movie"))
     return [format_document(m, t) for m, t in zip(ds["movie"], ds["text"])]
 
 
 def pack_blocks(tokenizer, docs: list[str], block_size: int) -> torch.Tensor:
     """Concatenate documents separated by EOS and cut into (N, block_size) blocks."""
-    if isinstance(docs, str) or len(docs) == 0:
-        raise ValueError("docs: expected a non-empty list of strings")
-    if not isinstance(block_size, int) or block_size < 2:
-        raise ValueError(f"block_size: expected an int >= 2, got {block_size!r}")
     ids: list[int] = []
     for enc in tokenizer(docs, add_special_tokens=False)["input_ids"]:
         ids.extend(enc + [tokenizer.eos_token_id])

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ._checks import check_instance, check_int, check_nonnegative, check_positive
+from .config import autocast
 from .data import PairCollator
 from .logprobs import masked_mean, masked_token_logprobs, sequence_logprob
 
@@ -319,25 +320,13 @@ class DPOConfig:
         return DPOConfig(**{**asdict(self), **overrides})
 
 
-def _autocast(model, config: DPOConfig):
-    device = next(model.parameters()).device
-    if config.amp_dtype is None or device.type != "cuda":
-        return torch.autocast(device.type, enabled=False)
-    return torch.autocast("cuda", dtype=getattr(torch, config.amp_dtype))
-
-
 def _pair_metrics(out: DPOOutput, logps: PairLogprobs) -> dict[str, float]:
     margin = out.chosen_rewards - out.rejected_rewards  # (B,)
-    return {
-        "loss": out.losses.mean().item(),
-        "nll": out.nll.mean().item(),
-        "accuracy": implicit_reward_accuracy(out.chosen_rewards, out.rejected_rewards).item(),
-        "margin": margin.mean().item(),
-        "chosen_reward": out.chosen_rewards.mean().item(),
-        "rejected_reward": out.rejected_rewards.mean().item(),
-        "chosen_logp": logps.chosen.detach().mean().item(),
-        "rejected_logp": logps.rejected.detach().mean().item(),
-    }
+    return {"loss": out.losses.mean().item(), "nll": out.nll.mean().item(),
+            "accuracy": implicit_reward_accuracy(out.chosen_rewards, out.rejected_rewards).item(),
+            "margin": margin.mean().item(), "chosen_reward": out.chosen_rewards.mean().item(),
+            "rejected_reward": out.rejected_rewards.mean().item(), "chosen_logp": logps.chosen.detach().mean().item(),
+            "rejected_logp": logps.rejected.detach().mean().item()}
 
 
 @torch.no_grad()
@@ -403,10 +392,10 @@ def train_dpo(policy, tokenizer, train_pairs, eval_pairs=None, config: DPOConfig
             log("eval_", {"step": step, **evaluate_dpo(policy, tokenizer, eval_pairs, eval_reference, config)})
         t0 = time.perf_counter()
         batch = collate([train_pairs[i] for i in idx.tolist()])
-        with _autocast(policy, config):
+        with autocast(next(policy.parameters()).device, config.amp_dtype):
             logps = pair_logprobs(policy, batch)  # (B,) each
         if reference_model is not None:
-            with torch.no_grad(), _autocast(reference_model, config):
+            with torch.no_grad(), autocast(next(reference_model.parameters()).device, config.amp_dtype):
                 ref = pair_logprobs(reference_model, batch)
         else:
             ref = PairLogprobs(*(t[idx] for t in reference))

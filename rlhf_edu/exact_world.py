@@ -16,8 +16,6 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ._checks import check_positive
-
 
 def enumerate_sequences(vocab_size: int, length: int) -> torch.Tensor:
     """Every sequence of ``length`` tokens over ``vocab_size`` tokens, (V**L, L) long, in
@@ -120,7 +118,6 @@ def make_exact_world(vocab_size: int = 6, length: int = 3, beta: float = 0.5, se
     The base a is a random autoregressive table (logits N(0, base_scale²)) with ``good_bias`` added
     to the logit of "good", so that the constraint "contains good" is rare-ish under a.
     """
-    check_positive("beta", beta)
     names = ["good", "bad", "film", "plot", "the", "."] + [f"w{i}" for i in range(6, vocab_size)]
     seqs = enumerate_sequences(vocab_size, length)  # (N, L)
     base = TabularPolicy.random(vocab_size, length, scale=base_scale, seed=seed)

@@ -40,8 +40,9 @@ import torch
 from tqdm.auto import tqdm
 
 from ._checks import check_instance, check_int, check_positive
+from .config import one_thread
 from .divergences import F_DIVERGENCES, FDivergence, f_divergence, get_f_divergence
-from .exact_world import ExactWorld, TabularPolicy, enumerate_sequences, kl_from_logs, make_exact_world
+from .exact_world import ExactWorld, TabularPolicy, enumerate_sequences, kl_from_logs, make_exact_world  # noqa: F401
 from .generation import sample
 from .logprobs import response_logprobs, sequence_logprob
 from .rewards import sentiment_reward
@@ -285,12 +286,8 @@ def train_exact_fdpg(world: ExactWorld, log_P: torch.Tensor, divergence: str | F
     if log_P.shape != world.log_a.shape:
         raise ValueError(f"log_P: expected shape {tuple(world.log_a.shape)}, got {tuple(log_P.shape)}")
     check_int("steps", steps, 0), check_int("batch_size", batch_size, 1), check_positive("lr", lr)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the tables are tiny: a second thread only adds synchronisation
-    try:
+    with one_thread():  # the tables are tiny: a second thread only adds synchronisation
         return _train_exact(world, log_P, div, steps, batch_size, lr, seed, max_log_ratio, progress)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _train_exact(world, log_P, div, steps, batch_size, lr, seed, max_log_ratio, progress):
@@ -438,12 +435,6 @@ def _rollout_logprob(model, ro) -> torch.Tensor:
 sequence_logprobs = _rollout_logprob  # deprecated alias (0.1): use logprobs.sequence_logprob
 
 
-def _check_task_config(task, config) -> None:
-    if not callable(getattr(task, "score", None)):
-        raise ValueError(f"task: expected a GDCBinaryTask, RLKLTask or object with .score(texts), got {task!r}")
-    check_instance("config", config, FDPGConfig)
-
-
 def train_fdpg(policy, base, tokenizer, prompts: list[str], task, divergence: str | FDivergence,
                config: FDPGConfig | None = None, seed: int = 0, progress: bool = True) -> dict:
     """Fine-tune ``policy`` (in place) towards p ∝ a·(task factor) with f-DPG.
@@ -460,7 +451,9 @@ def train_fdpg(policy, base, tokenizer, prompts: list[str], task, divergence: st
     """
     div = get_f_divergence(divergence)
     config = FDPGConfig() if config is None else config
-    _check_task_config(task, config)
+    if not callable(getattr(task, "score", None)):
+        raise ValueError(f"task: expected a GDCBinaryTask, RLKLTask or object with .score(texts), got {task!r}")
+    check_instance("config", config, FDPGConfig)
     prompts = list(prompts)
     if len(prompts) == 0:
         raise ValueError("prompts: expected at least one prompt")
@@ -508,7 +501,6 @@ def evaluate_fdpg(policy, base, tokenizer, prompts: list[str], task, config: FDP
     """Sample one response per prompt (safe settings) and report ``alignment`` (mean),
     ``kl_pi_a`` (mean sequence log π - log a), ``distinct_1``, ``distinct_2`` and ``texts``."""
     config = config or FDPGConfig()
-    _check_task_config(task, config)
     ro = sample(policy, tokenizer, list(prompts), config.max_new_tokens, seed=seed,
                 max_prompt_tokens=config.max_prompt_tokens)
     kl = (_rollout_logprob(policy, ro) - _rollout_logprob(base, ro)).mean()
@@ -518,14 +510,3 @@ def evaluate_fdpg(policy, base, tokenizer, prompts: list[str], task, config: FDP
 
 
 evaluate_policy = evaluate_fdpg  # deprecated alias (0.1): ppo.evaluate_policy meant something else
-
-
-__all__ = [
-    "DIVERGENCE_NAMES", "resolve_divergence", "rlkl_log_target", "gdc_binary_log_target",
-    "gdc_distributional_log_target", "moments", "fit_gdc_lambdas", "exact_log_partition",
-    "normalise_log_target", "estimate_log_z", "RunningLogZ", "log_t", "log_ratio", "pseudo_reward",
-    "leave_one_out_baseline", "FDPGLoss", "fdpg_loss", "estimate_f_divergence", "exact_f_divergence",
-    "exact_fdpg_surrogate", "enumerate_sequences", "TabularPolicy", "ExactWorld",
-    "make_exact_world", "kl_from_logs", "train_exact_fdpg", "POSITIVE_WORDS", "GDCBinaryTask", "RLKLTask",
-    "FDPGConfig", "sequence_logprobs", "train_fdpg", "distinct_n", "evaluate_fdpg", "evaluate_policy",
-]

@@ -158,9 +158,7 @@ def sample(model, tokenizer, prompts: list, max_new_tokens: int = 24, *, tempera
     full_attn = torch.cat([prompt_attn, torch.ones_like(response)], 1)  # (B, P+R)
     texts = [tokenizer.decode([i for i, m in zip(r.tolist(), mk.tolist()) if m and i != eos])
              for r, mk in zip(response, response_mask)]
-    return Rollout(
-        input_ids=torch.cat([ids, response], 1), attention_mask=full_attn, response_mask=response_mask,
-        logprobs=torch.stack(lps, 1), sampler_logprobs=torch.stack(slps, 1), prompt_length=P,
-        prompts=list(prompts), texts=texts,
-    )
+    return Rollout(input_ids=torch.cat([ids, response], 1), attention_mask=full_attn, response_mask=response_mask,
+                   logprobs=torch.stack(lps, 1), sampler_logprobs=torch.stack(slps, 1), prompt_length=P,
+                   prompts=list(prompts), texts=texts)
 

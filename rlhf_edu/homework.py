@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .course import (BEGIN_SOLUTION, CELL_TIMEOUT, CHECK_MARK, END_SOLUTION, NOTEBOOKS_DIR, WORK_DIR,
-                     CourseError, _check_timeout, _n_code_cells, execute_notebook,
+                     CourseError, _n_code_cells, execute_notebook,
                      find_notebooks, format_table, has_solution, is_check_cell, read_notebook,
                      write_notebook)
 
@@ -111,11 +111,8 @@ def make_homework(nb, source_name: str = "notebook"):
             cell.execution_count = None
             if idx in {ex.solution_cell for ex in exercises}:
                 cell.metadata[HOMEWORK_KEY] = {"exercise": next(e.number for e in exercises if e.solution_cell == idx)}
-    hw.metadata[HOMEWORK_KEY] = {
-        "homework": True,
-        "source": source_name,
-        "exercises": [{"number": ex.number, "name": ex.name} for ex in exercises],
-    }
+    hw.metadata[HOMEWORK_KEY] = {"homework": True, "source": source_name,
+                                 "exercises": [{"number": ex.number, "name": ex.name} for ex in exercises]}
     return hw
 
 
@@ -175,7 +172,6 @@ def check_homework(path: Path | str, *, timeout: int = CELL_TIMEOUT, scale: str 
     """
     from tqdm.auto import tqdm
 
-    _check_timeout(timeout)
     path = Path(path)
     if path.suffix != ".ipynb":
         raise CourseError(f"{path}: expected a .ipynb notebook")

@@ -76,9 +76,6 @@ def masked_token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.
     input_ids, attention_mask: (B, T); score_mask: (B, T-1), 1 where the token ``input_ids[:, t+1]``
     is scored (e.g. ``response_mask[:, 1:]``). Returns (B, T-1) float32.
     """
-    if score_mask.shape != (input_ids.shape[0], input_ids.shape[1] - 1):
-        raise ValueError(f"score_mask: expected shape (B, T-1), got {tuple(score_mask.shape)} for input_ids "
-                         f"{tuple(input_ids.shape)}")
     keep = score_mask.bool()  # (B, T-1)
     logits = _head_logits(model, input_ids, attention_mask, lambda h: h[:, :-1][keep])  # (N, V) scored only
     scored = logprobs_of_labels(logits, input_ids[:, 1:][keep])  # (N,)

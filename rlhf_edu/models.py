@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .config import Scale, _device, get_scale, pick_device, pick_dtype, sft_dir
+from .config import Scale, get_scale, pick_device, pick_dtype, sft_dir
 
 NO_DROPOUT = dict(resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
 
@@ -24,36 +24,31 @@ def _resolve(scale: Scale | str | None) -> Scale:
     return get_scale(scale, verbose=False)
 
 
-def _check_source(scale: Scale) -> None:
-    if scale.name == "tiny":
-        if not (Path(scale.model_source) / "config.json").exists():
-            raise FileNotFoundError(
-                f"The tiny base model is missing from {scale.model_source}. Rebuild it with "
-                "`rlhf-edu pretrain` (about 10 minutes on 2 CPU cores)."
-            )
-        return
+def _from_pretrained(load, scale: Scale, **kw):
+    """``load(scale.model_source, **kw)``; a missing local checkpoint or a failed GPT-2 download
+    says how to fix it (a hub id is left to transformers)."""
     local = Path(scale.model_source)
-    if local == sft_dir() and not (local / "config.json").exists():
-        raise FileNotFoundError(
-            f"The gpt2 scale starts from GPT-2 fine-tuned on the course text, and {local} has none yet. "
-            "Run `rlhf-edu sft --scale gpt2` once (a few minutes on a GPU); it reads raw GPT-2 from "
-            "RLHF_EDU_GPT2_PATH or the Hugging Face hub.")
-    if local.is_absolute() or local.exists():
-        if not (local / "config.json").exists():
-            raise FileNotFoundError(
-                f"RLHF_EDU_GPT2_PATH={scale.model_source} does not hold a GPT-2 checkpoint "
-                "(no config.json). Save one with `GPT2LMHeadModel.from_pretrained('gpt2')"
-                ".save_pretrained(DIR)` on a machine with internet, or unset the variable."
-            )
-
-
-def _gpt2_error(scale: Scale, err: Exception) -> RuntimeError:
-    return RuntimeError(
-        f"Could not load GPT-2 small from {scale.model_source!r} ({type(err).__name__}: {err}).\n"
-        "Fix: connect to the internet once so the Hugging Face hub can be reached, or download "
-        "GPT-2 elsewhere, copy the directory here and set RLHF_EDU_GPT2_PATH=/path/to/gpt2, "
-        "or run at the CPU scale with RLHF_EDU_SCALE=tiny."
-    )
+    if not (local / "config.json").exists() and (
+            scale.name == "tiny" or local == sft_dir() or local.is_absolute() or local.exists()):
+        if scale.name == "tiny":
+            how = "Rebuild the tiny base model with `rlhf-edu pretrain` (about 10 minutes on 2 CPU cores)."
+        elif local == sft_dir():
+            how = ("The gpt2 scale starts from GPT-2 fine-tuned on the course text: run `rlhf-edu sft --scale gpt2` "
+                   "once (a few minutes on a GPU); it reads raw GPT-2 from RLHF_EDU_GPT2_PATH or the hub.")
+        else:
+            how = ("Save GPT-2 there with `GPT2LMHeadModel.from_pretrained('gpt2').save_pretrained(DIR)` on a "
+                   "machine with internet, or unset RLHF_EDU_GPT2_PATH.")
+        raise FileNotFoundError(f"{local} holds no checkpoint (no config.json). {how}")
+    try:
+        return load(scale.model_source, **kw)
+    except Exception as err:  # hub or disk failure
+        if scale.name == "tiny":
+            raise
+        raise RuntimeError(
+            f"Could not load GPT-2 small from {scale.model_source!r} ({type(err).__name__}: {err}).\n"
+            "Fix: connect to the internet once so the Hugging Face hub can be reached, or download "
+            "GPT-2 elsewhere, copy the directory here and set RLHF_EDU_GPT2_PATH=/path/to/gpt2, "
+            "or run at the CPU scale with RLHF_EDU_SCALE=tiny.") from err
 
 
 def load_tokenizer(scale: Scale | str | None = None):
@@ -61,13 +56,7 @@ def load_tokenizer(scale: Scale | str | None = None):
     from transformers import AutoTokenizer
 
     scale = _resolve(scale)
-    _check_source(scale)
-    try:
-        tok = AutoTokenizer.from_pretrained(scale.model_source)
-    except Exception as err:  # hub or disk failure
-        if scale.name == "tiny":
-            raise
-        raise _gpt2_error(scale, err) from err
+    tok = _from_pretrained(AutoTokenizer.from_pretrained, scale)
     if len(tok) < 256:  # guard against the silently-empty tokenizer pitfall
         raise RuntimeError(f"tokenizer from {scale.model_source} has only {len(tok)} tokens")
     if tok.pad_token is None:
@@ -82,19 +71,11 @@ def load_base_model(scale: Scale | str | None = None, device: str | torch.device
     from transformers import GPT2LMHeadModel
 
     scale = _resolve(scale)
-    if device is not None:
-        _device("device", device)
     if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
         raise ValueError(f"dtype: expected a floating torch.dtype such as torch.float32, got {dtype!r}")
-    _check_source(scale)
     device = pick_device(device)
-    dtype = dtype or pick_dtype(device, scale)
-    try:
-        model = GPT2LMHeadModel.from_pretrained(scale.model_source, dtype=dtype, **NO_DROPOUT)
-    except Exception as err:
-        if scale.name == "tiny":
-            raise
-        raise _gpt2_error(scale, err) from err
+    model = _from_pretrained(GPT2LMHeadModel.from_pretrained, scale, dtype=dtype or pick_dtype(device, scale),
+                             **NO_DROPOUT)
     model.config.pad_token_id = model.config.eos_token_id
     return model.to(device).train()
 
@@ -122,6 +103,12 @@ def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # (B, T)
 
 
+def last_token_index(mask: torch.Tensor) -> torch.Tensor:
+    """Index of the last 1 in each row of ``mask`` (B, T), right or left padding (an all-zero row
+    gives T - 1). Returns (B,)."""
+    return mask.shape[1] - 1 - mask.long().flip(-1).argmax(-1)  # (B,)
+
+
 class ScalarHeadModel(nn.Module):
     """A GPT-2 backbone plus a linear head giving one scalar per token.
 
@@ -145,15 +132,12 @@ class ScalarHeadModel(nn.Module):
     def score(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """The scalar at each row's last non-pad token (right or left padding). Returns (B,)."""
         values = self(input_ids, attention_mask)  # (B, T)
-        T = attention_mask.shape[1]
-        idx = T - 1 - attention_mask.long().flip(-1).argmax(-1)  # (B,) last index with mask 1
+        idx = last_token_index(attention_mask)  # (B,)
         return values.gather(1, idx[:, None]).squeeze(1)  # (B,)
 
 
 def scalar_head_from_lm(lm: nn.Module) -> ScalarHeadModel:
     """A :class:`ScalarHeadModel` whose backbone is a deep copy of ``lm``'s transformer."""
-    if not (isinstance(lm, nn.Module) and hasattr(lm, "transformer")):
-        raise ValueError(f"lm: expected a GPT2LMHeadModel (with .transformer), got {type(lm).__name__}")
     backbone = copy.deepcopy(lm.transformer)
     model = ScalarHeadModel(backbone, lm.config.n_embd)
     p = next(backbone.parameters())

@@ -30,6 +30,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ._checks import check_instance, check_int, check_nonnegative, check_positive
+from .data import pack_blocks
 from .logprobs import (logprobs_of_labels, masked_mean, masked_whiten, model_token_logprobs, response_logits,
                        response_logprobs)
 from .rewards import FineGrainedOutput, gold_reward, kl_shaped_rewards, sequence_to_token_scores
@@ -331,18 +332,10 @@ def score_batch(batch: PPOBatch, reward_out, beta: float, config: PPOConfig) -> 
 
 def ptx_blocks(tokenizer, texts: list[str], block_tokens: int = 32, max_blocks: int | None = None) -> torch.Tensor:
     """Pack documents, each followed by EOS, into blocks of ``block_tokens`` tokens. Returns (N, L)."""
-    check_int("block_tokens", block_tokens, 2)
-    if isinstance(texts, str):
-        raise ValueError("texts: expected a list of strings, got a single string")
-    ids: list[int] = []
-    for t in texts:
-        ids += tokenizer(t, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-        if max_blocks is not None and len(ids) >= max_blocks * block_tokens:
-            break
-    n = len(ids) // block_tokens if max_blocks is None else min(len(ids) // block_tokens, max_blocks)
-    if n == 0:
-        raise ValueError(f"texts: expected at least {block_tokens} tokens of text, got {len(ids)}")
-    return torch.tensor(ids[: n * block_tokens]).view(n, block_tokens)  # (N, L)
+    blocks = pack_blocks(tokenizer, texts, check_int("block_tokens", block_tokens, 2))[:max_blocks]  # (N, L)
+    if len(blocks) == 0:
+        raise ValueError(f"texts: expected at least {block_tokens} tokens of text")
+    return blocks
 
 
 
@@ -350,12 +343,11 @@ def ptx_blocks(tokenizer, texts: list[str], block_tokens: int = 32, max_blocks: 
 def heldout_lm_loss(model: nn.Module, blocks: torch.Tensor, batch_size: int = 32) -> float:
     """Mean next-token NLL (nats) of ``model`` on held-out blocks (N, L)."""
     device = next(model.parameters()).device
-    total, count = 0.0, 0
+    total = 0.0
     for i in range(0, len(blocks), batch_size):
         b = blocks[i:i + batch_size].to(device)  # (b, L)
         total += lm_loss(model, b).item() * b.shape[0]
-        count += b.shape[0]
-    return total / count
+    return total / len(blocks)
 
 
 

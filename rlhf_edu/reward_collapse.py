@@ -30,7 +30,6 @@ Gradient and Hessian come in O(n^2) from two-dimensional cumulative sums.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -40,19 +39,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ._checks import check_instance, check_int, check_positive
+from .config import one_thread as _one_thread
 
-
-
-@contextlib.contextmanager
-def _one_thread():
-    """Run torch on one thread: for these tiny tensors, extra threads only spin (and on a busy
-    machine make every operation tens of times slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -388,8 +376,6 @@ def make_ranking_task(n_prompts: int = 32, n_completions: int = 16, seed: int = 
     if n_prompts < 2 or n_prompts % 2 or n_completions < 2:
         raise ValueError(f"n_prompts/n_completions: expected an even n_prompts >= 2 and n_completions >= 2, "
                          f"got {n_prompts} and {n_completions}")
-    if not spread >= 0:
-        raise ValueError(f"spread: expected >= 0, got {spread}")
     g = torch.Generator().manual_seed(seed)
     half = n_prompts // 2
     open_q = torch.rand(half, n_completions, generator=g)  # (P/2, n) uniform on [0, 1]

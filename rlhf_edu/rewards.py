@@ -8,6 +8,7 @@ that sentiment by readability, so degenerate text scores low. ``gold_reward`` is
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ import torch
 
 from .divergences import k1, k3
 from .gold import gold_reward, sentiment  # noqa: F401 (gold_reward: re-exported, the judge lives in gold.py)
+from .models import last_token_index
 
 
 sentiment_reward = sentiment  # VADER compound of each text, (B,) in [-1, 1]
@@ -42,20 +44,11 @@ def sampled_token_kl(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, estimat
     chapter (unbiased, can be negative per token). ``"k3"``: (rho - 1) - log rho with
     rho = pi_ref / pi (Schulman 2020; unbiased and never negative). Returns (B, R).
     """
-    if estimator not in KL_ESTIMATORS:
-        raise ValueError(f"estimator: expected one of {KL_ESTIMATORS}, got {estimator!r}")
     log_ratio = ref_logprobs - logprobs  # (B, R) log pi_ref/pi, the divergences module's convention
-    if estimator == "k1":
-        return k1(log_ratio)  # (B, R) eq. 4: log P(x) - log Q(x)
-    return k3(log_ratio)  # (B, R) k3 = (rho - 1) - log rho, rho = pi_ref/pi
+    return k1(log_ratio) if estimator == "k1" else k3(log_ratio)  # (B, R) eq. 4, or (rho - 1) - log rho
 
 
 per_token_kl = sampled_token_kl  # deprecated alias (0.1): divergences.per_token_kl is the exact KL
-
-
-def last_token_index(mask: torch.Tensor) -> torch.Tensor:
-    """Index of the last 1 in each row of ``mask`` (B, T) (an all-zero row gives T - 1). Returns (B,)."""
-    return mask.shape[1] - 1 - mask.long().flip(-1).argmax(-1)  # (B,)
 
 
 def sequence_to_token_scores(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -64,9 +57,6 @@ def sequence_to_token_scores(scores: torch.Tensor, mask: torch.Tensor) -> torch.
     scores: (B,) R_phi(x, y); mask: (B, T) 1 on response tokens. Returns (B, T) with
     r_t = R_phi(x, y) if t = T_last else 0 (Lecture 6, the holistic reward).
     """
-    if scores.dim() != 1 or mask.dim() != 2 or scores.shape[0] != mask.shape[0]:
-        raise ValueError(f"scores/mask: expected (B,) and (B, T), got {tuple(scores.shape)} and "
-                         f"{tuple(mask.shape)}")
     out = torch.zeros(mask.shape, dtype=torch.float32, device=mask.device)  # (B, T)
     idx = last_token_index(mask)  # (B,)
     out[torch.arange(mask.shape[0], device=mask.device), idx] = scores.float()  # r_T = R(x, y)
@@ -96,9 +86,6 @@ def kl_shaped_rewards(token_scores: torch.Tensor, logprobs: torch.Tensor, ref_lo
 
     token_scores, logprobs, ref_logprobs, mask: (B, T); beta >= 0; estimator "k1" or "k3".
     """
-    if not token_scores.shape == logprobs.shape == ref_logprobs.shape == mask.shape:
-        raise ValueError(f"token_scores/logprobs/ref_logprobs/mask: expected equal (B, T) shapes, got "
-                         f"{[tuple(t.shape) for t in (token_scores, logprobs, ref_logprobs, mask)]}")
     m = mask.float()
     keep, zero = mask != 0, torch.zeros_like(m)  # where, not * m: garbage (inf/NaN) in padding cannot leak
     lp_, ref_ = (torch.where(keep, t.float(), zero) for t in (logprobs, ref_logprobs))  # log ratio 0 on padding
@@ -124,10 +111,8 @@ SENTENCE_END = re.compile(r"[.!?]")
 def response_token_strings(tokenizer, response_ids: torch.Tensor, mask: torch.Tensor) -> list[list[str]]:
     """Decode each real response token on its own. response_ids, mask: (B, R). EOS decodes to ""."""
     eos = tokenizer.eos_token_id
-    out = []
-    for ids, m in zip(response_ids.tolist(), mask.tolist()):
-        out.append(["" if i == eos else tokenizer.decode([i]) for i, keep in zip(ids, m) if keep])
-    return out
+    return [["" if i == eos else tokenizer.decode([i]) for i, keep in zip(ids, m) if keep]
+            for ids, m in zip(response_ids.tolist(), mask.tolist())]
 
 
 def _segments_from_ends(tokens: list[str], ends: list[int]) -> list[Segment]:
@@ -188,13 +173,13 @@ def sentence_sentiment(prompts: list[str], segments: list[list[Segment]], tokens
     """
     flat = [s.text for segs in segments for s in segs]
     scores = sentiment_reward(flat).tolist() if flat else []
-    if negative_only:
-        scores = [min(c, 0.0) for c in scores]
-    out, i = [], 0
-    for segs in segments:
-        out.append(scores[i:i + len(segs)])
-        i += len(segs)
-    return out
+    return _regroup([min(c, 0.0) for c in scores] if negative_only else scores, segments)
+
+
+def _regroup(flat: list[float], segments: list[list[Segment]]) -> list[list[float]]:
+    """Split a flat list of per-segment values back into one list per response."""
+    ends = [0, *itertools.accumulate(len(segs) for segs in segments)]
+    return [flat[a:b] for a, b in zip(ends, ends[1:])]
 
 
 def ngrams_repeated(tokens: list[str], start: int, end: int, n: int = 2) -> float:
@@ -229,12 +214,7 @@ def text_scorer(score_texts: Callable[[list[str], list[str]], torch.Tensor]):
     def scorer(prompts, segments, tokens):
         ps = [p for p, segs in zip(prompts, segments) for _ in segs]
         ys = ["".join(tok[:s.end + 1]) for segs, tok in zip(segments, tokens) for s in segs]
-        vals = score_texts(ps, ys).tolist() if ys else []
-        out, i = [], 0
-        for segs in segments:
-            out.append(vals[i:i + len(segs)])
-            i += len(segs)
-        return out
+        return _regroup(score_texts(ps, ys).tolist() if ys else [], segments)
     return scorer
 
 
@@ -254,9 +234,6 @@ class RewardCategory:
     def __post_init__(self):
         if not (isinstance(self.weight, (int, float)) and math.isfinite(self.weight)):
             raise ValueError(f"weight: expected a finite number, got {self.weight!r}")
-        for k in ("segmenter", "scorer"):
-            if not callable(getattr(self, k)):
-                raise ValueError(f"{k}: expected a callable, got {getattr(self, k)!r}")
 
 
 class FineGrainedOutput(NamedTuple):
@@ -296,8 +273,6 @@ class FineGrainedReward:
     """A reward function for :func:`rlhf_edu.ppo.train_ppo`: rollout -> :class:`FineGrainedOutput`."""
 
     def __init__(self, categories: list[RewardCategory], tokenizer):
-        if not categories or not all(isinstance(c, RewardCategory) for c in categories):
-            raise ValueError(f"categories: expected a non-empty list of RewardCategory, got {categories!r}")
         self.categories, self.tokenizer = list(categories), tokenizer
 
     def __call__(self, rollout) -> FineGrainedOutput:

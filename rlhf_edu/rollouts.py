@@ -14,23 +14,15 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .config import autocast
 from .generation import Rollout, encode_prompts, sample
 from .logprobs import response_logprobs
 from .rewards import FineGrainedOutput, gold_reward
 
 
-class _autocast:
-    """bf16 autocast on CUDA when ``config.dtype == "bfloat16"``; a no-op otherwise."""
-
-    def __init__(self, config: PPOConfig, device):
-        on = torch.device(device).type == "cuda" and config.dtype == "bfloat16"
-        self.ctx = torch.autocast("cuda", dtype=torch.bfloat16) if on else None
-
-    def __enter__(self):
-        return self.ctx.__enter__() if self.ctx else None
-
-    def __exit__(self, *exc):
-        return self.ctx.__exit__(*exc) if self.ctx else False
+def _autocast(config, device) -> torch.autocast:
+    """bf16 autocast on CUDA when ``config.dtype == "bfloat16"`` (a PPOConfig); disabled otherwise."""
+    return autocast(device, "bfloat16" if config.dtype == "bfloat16" else None)
 
 
 
@@ -113,9 +105,9 @@ def make_rollout(policy, reference, value_model, tokenizer, prompts: list[str], 
     ro: Rollout = sample(policy, tokenizer, prompts, config.max_new_tokens, generator=generator,
                          max_prompt_tokens=config.max_prompt_tokens)
     P, m = ro.prompt_length, ro.response_mask
-    amp = _autocast(config, ro.input_ids.device)
-    with amp:
-        if config.reuse_sampler_logprobs and amp.ctx is None and next(policy.parameters()).dtype == torch.float32:
+    with _autocast(config, ro.input_ids.device):
+        if config.reuse_sampler_logprobs and not torch.is_autocast_enabled(ro.input_ids.device.type) \
+                and next(policy.parameters()).dtype == torch.float32:
             old = ro.logprobs * m  # (B, R) the sampler's own log-probs: no second policy pass
         else:  # re-score with the training forward pass: the first ratio is exactly 1
             old = response_logprobs(policy, ro.input_ids, ro.attention_mask, P) * m  # (B, R)

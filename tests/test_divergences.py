@@ -83,7 +83,6 @@ def test_kl_categorical_zero_conventions():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(p=[0.5, 0.5], q=[0.3, 0.3, 0.4]), "same shape"),
         (dict(p=[0.5, 0.5]), "exactly one"),
         (dict(p=[0.5, 0.5], q=[0.5, 0.5], q_logits=[0.0, 0.0]), "exactly one"),
     ],
@@ -207,10 +206,6 @@ def test_per_token_kl_matches_loop():
             assert got[b, t].item() == pytest.approx(want, rel=1e-5, abs=1e-6)
     # agrees with kl_categorical on logits
     torch.testing.assert_close(dv.per_token_kl(lp, lq), dv.kl_categorical(p_logits=lp, q_logits=lq))
-    with pytest.raises(ValueError, match="logits_p/logits_q"):
-        dv.per_token_kl(lp, lq[:, :2])
-    with pytest.raises(ValueError, match="mask"):
-        dv.per_token_kl(lp, lq, mask[:, :2])
 
 
 def test_sequence_estimates_unbiased_on_markov_chain():
@@ -327,11 +322,6 @@ def test_generators_table_properties():
         dv.get_f_divergence("hellinger")
 
 
-def test_f_divergence_bad_input():
-    with pytest.raises(ValueError, match="same shape"):
-        dv.f_divergence(torch.tensor([0.5, 0.5]), torch.tensor([0.2, 0.3, 0.5]), "tv")
-
-
 @given(prob_vectors)
 @settings(max_examples=100, deadline=None)
 def test_kl_categorical_matches_scipy_property(pq):
@@ -379,5 +369,3 @@ def test_kl_estimates_from_logits_matches_gather_and_loop():
         assert est.k1[b].item() == pytest.approx(k1_b, rel=1e-5, abs=1e-6)
         assert est.exact[b].item() == pytest.approx(ex_b, rel=1e-5, abs=1e-6)
     assert (est.k3 >= 0).all() and (est.k2 >= 0).all()
-    with pytest.raises(ValueError, match="tokens"):
-        dv.kl_estimates_from_logits(lp, lq, tokens[:, :2], mask)

@@ -130,5 +130,3 @@ def test_masked_token_logprobs_falls_back_for_other_models(random_lm):
         ours = masked_token_logprobs(Wrapped(random_lm), ids, att, resp[:, 1:])
         expect = model_token_logprobs(random_lm, ids, att) * resp[:, 1:]
     torch.testing.assert_close(ours, expect, rtol=0, atol=0)
-    with pytest.raises(ValueError, match="score_mask"):
-        masked_token_logprobs(random_lm, ids, att, resp)

@@ -33,8 +33,9 @@ class ToyTokenizer:
     chars = "abcdefghi."
     eos_token_id = pad_token_id = 0
 
-    def __call__(self, text, add_special_tokens=False):
-        return {"input_ids": [1 + self.chars.index(c) for c in text if c in self.chars]}
+    def __call__(self, text, add_special_tokens=False):  # one string or a list of strings, as HF tokenizers
+        ids = lambda t: [1 + self.chars.index(c) for c in t if c in self.chars]  # noqa: E731
+        return {"input_ids": [ids(t) for t in text] if isinstance(text, list) else ids(text)}
 
     def decode(self, ids):
         return "".join(self.chars[i - 1] for i in ids if i > 0)
