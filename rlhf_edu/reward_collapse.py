@@ -36,7 +36,6 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ._checks import check_instance, check_int, check_positive
 from .config import one_thread as _one_thread
@@ -357,56 +356,6 @@ def ks_distance(rewards, utility: Utility) -> float:
 # ----------------------------------------------------------------------------------------------
 # Training a reward network on rankings: collapse vs prompt-aware utilities
 # ----------------------------------------------------------------------------------------------
-@dataclass
-class RankingTask:
-    """Synthetic ranked completions for two kinds of prompts (P prompts, n completions each).
-
-    quality: (P, n) latent quality of each completion, sorted best first (the human ranking).
-    open_ended: (P,) bool. Open-ended prompts have qualities spread evenly over [0, 1];
-    closed-ended ones have two groups, right (near 0.9) or wrong (near 0.1).
-    """
-
-    quality: torch.Tensor
-    open_ended: torch.Tensor
-
-
-def make_ranking_task(n_prompts: int = 32, n_completions: int = 16, seed: int = 0,
-                      spread: float = 0.03) -> RankingTask:
-    """Half open-ended, half closed-ended prompts (see :class:`RankingTask`), seeded."""
-    if n_prompts < 2 or n_prompts % 2 or n_completions < 2:
-        raise ValueError(f"n_prompts/n_completions: expected an even n_prompts >= 2 and n_completions >= 2, "
-                         f"got {n_prompts} and {n_completions}")
-    g = torch.Generator().manual_seed(seed)
-    half = n_prompts // 2
-    open_q = torch.rand(half, n_completions, generator=g)  # (P/2, n) uniform on [0, 1]
-    right = torch.rand(half, n_completions, generator=g) < 0.5  # (P/2, n) right or wrong answer
-    closed_q = torch.where(right, 0.9, 0.1) + spread * torch.randn(half, n_completions, generator=g)
-    quality = torch.cat([open_q, closed_q.clamp(0, 1)]).sort(dim=1, descending=True).values  # (P, n)
-    open_ended = torch.cat([torch.ones(half, dtype=torch.bool), torch.zeros(half, dtype=torch.bool)])
-    return RankingTask(quality=quality, open_ended=open_ended)
-
-
-class RankingRewardNet(torch.nn.Module):
-    """An over-parameterised reward model: one free logit per (prompt, completion).
-
-    R(prompt p, completion i) = sigmoid(theta_{p,i}), in (0, 1) as the lecture's problem assumes.
-    This is the lecture's "sufficiently over-parameterised" regime taken literally: the model can
-    fit any reward assignment, so training can only stop at the optimum of (4) for each prompt,
-    which isolates the effect of the utility U. The logits start at logit(quality), i.e. at the
-    rewards each prompt *should* get (spread out for open-ended prompts, two groups for
-    closed-ended ones), so training shows where U moves them.
-    """
-
-    def __init__(self, task: "RankingTask", clip: float = 0.02):
-        super().__init__()
-        q = task.quality.clamp(clip, 1 - clip)  # (P, n)
-        self.logits = torch.nn.Parameter(torch.log(q) - torch.log1p(-q))  # (P, n) logit(q)
-
-    def forward(self) -> torch.Tensor:
-        """Rewards (P, n) in (0, 1), completions in ranked order (best first)."""
-        return torch.sigmoid(self.logits)  # (P, n)
-
-
 class RankingLoss(NamedTuple):
     """Output of :func:`ranking_utility_loss`."""
 
@@ -431,77 +380,6 @@ def ranking_utility_loss(rewards: torch.Tensor, utilities: list[Utility], eps: f
         rows = torch.tensor([k for k, v in enumerate(utilities) if v == u], device=rewards.device)
         losses = losses.index_put((rows,), -u.torch_value(diffs[rows], eps).mean(dim=1))  # (P,)
     return RankingLoss(losses, diffs.detach())
-
-
-@dataclass
-class CollapseTrainConfig:
-    """Hyper-parameters of :func:`train_ranking_rewards`."""
-
-    steps: int = 300
-    """Adam steps (full batch)."""
-    lr: float = 0.05
-    """Adam learning rate (on the reward logits)."""
-    eps: float = 0.05
-    """Below this difference the power utilities continue linearly (:meth:`Utility.torch_value`)."""
-    snapshot_every: int = 100
-    """Record the reward distribution of each prompt type every this many steps."""
-    show_progress: bool = True
-    """Show a tqdm progress bar."""
-
-    def __post_init__(self):
-        for name in ("steps", "snapshot_every"):
-            check_int(name, getattr(self, name))
-        for name in ("lr", "eps"):
-            check_positive(name, getattr(self, name))
-
-    @classmethod
-    def tiny(cls, **overrides) -> "CollapseTrainConfig":
-        """CPU preset (a few seconds): the experiment is tiny at every scale."""
-        return cls(**overrides)
-
-    @classmethod
-    def gpt2(cls, **overrides) -> "CollapseTrainConfig":
-        """GPU-scale preset: the same experiment, trained longer."""
-        return cls(**{"steps": 600, **overrides})
-
-
-def train_ranking_rewards(task: RankingTask, utility_for, config: CollapseTrainConfig) -> dict[str, list]:
-    """Train a :class:`RankingRewardNet` by maximising sum U_prom(R_w - R_l) over ranked pairs.
-
-    task: a :class:`RankingTask`. utility_for: a function open_ended (bool) -> Utility; pass
-    ``lambda _: logsigmoid_utility(0.1)`` for one fixed U, or :func:`prompt_aware_utility`.
-    Returns a history: per step ``step`` and ``loss``; per snapshot ``snapshot_step``,
-    ``rewards_open`` and ``rewards_closed`` (numpy arrays of all rewards of that prompt type).
-    """
-    check_instance("task", task, RankingTask), check_instance("config", config, CollapseTrainConfig)
-    if not callable(utility_for):
-        raise ValueError(f"utility_for: expected a callable open_ended -> Utility, got {utility_for!r}")
-    model = RankingRewardNet(task)
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-    utilities = [utility_for(bool(o)) for o in task.open_ended]
-    history: dict[str, list] = {"step": [], "loss": [], "snapshot_step": [], "rewards_open": [],
-                                "rewards_closed": []}
-
-    def snapshot(step: int) -> None:
-        with torch.no_grad():
-            r = model()  # (P, n)
-        history["snapshot_step"].append(step)
-        history["rewards_open"].append(r[task.open_ended].flatten().numpy())
-        history["rewards_closed"].append(r[~task.open_ended].flatten().numpy())
-
-    snapshot(0)
-    with _one_thread():
-        for step in tqdm(range(1, config.steps + 1), desc="ranking RM", disable=not config.show_progress):
-            rewards = model()  # (P, n)
-            loss = ranking_utility_loss(rewards, utilities, config.eps).losses.mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            history["step"].append(step)
-            history["loss"].append(float(loss.detach()))
-            if step % config.snapshot_every == 0 or step == config.steps:
-                snapshot(step)
-    return history
 
 
 # ----------------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ def _cases(fx):
         ("lr", lambda: bt.RewardModelConfig(lr=float("nan"))),
         ("max_len", lambda: bt.RewardModelConfig(max_len=1)),
         ("max_log_ratio", lambda: fdpg.FDPGConfig(max_log_ratio=-1.0)),
-        ("steps", lambda: rc.CollapseTrainConfig(steps=0)),
+        ("steps", lambda: rc.SharedTrainConfig(steps=0)),
         ("n_head", lambda: pretrain.PretrainConfig(n_embd=256, n_head=3)),
         ("words", lambda: fdpg.GDCBinaryTask(words=())),
         ("beta", lambda: fdpg.RLKLTask(beta=0.0)),
@@ -62,7 +62,7 @@ def _cases(fx):
         ("prompts", lambda: fdpg.train_fdpg(lm, lm, tok, [], fdpg.RLKLTask(), "js")),
         ("task", lambda: fdpg.train_fdpg(lm, lm, tok, ["a"], object(), "js")),
         ("steps", lambda: fdpg.train_exact_fdpg(fdpg.make_exact_world(), fdpg.make_exact_world().log_a, "js", steps=-1)),
-        ("config", lambda: rc.train_ranking_rewards(rc.make_ranking_task(), rc.prompt_aware_utility, None)),
+        ("train", lambda: rc.train_shared_reward_model(None, rc.make_feature_ranking_task(), [], rc.SharedTrainConfig())),
         # the CLI's course commands
         ("--only", lambda: course.parse_only("three")),
     ]
