@@ -19,7 +19,6 @@ losses (B,) and detached diagnostics; average the losses yourself.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -33,7 +32,6 @@ from .config import Scale, get_scale
 from .config import gpt2 as gpt2_scale
 from .data import tokenize_prompt_response
 
-LN2 = math.log(2.0)
 
 
 class PairLoss(NamedTuple):

@@ -16,7 +16,6 @@ The notebook conventions this module relies on (see DESIGN.md):
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -36,8 +35,6 @@ NOTEBOOK_RE = re.compile(r"^(\d\d)_[A-Za-z0-9_]+\.ipynb$")
 CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
 BEGIN_SOLUTION = "### BEGIN SOLUTION"
 END_SOLUTION = "### END SOLUTION"
-CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
-KERNEL_NAME = "python3"
 CELL_TIMEOUT = 600
 
 # Offline assets inside slides/vendor/ (see slides/vendor/VERSIONS.md for where they come from).
@@ -151,7 +148,7 @@ def execute_notebook(nb, cwd: Path, env: dict | None = None, *, allow_errors: bo
 
     failed: list[int] = []
     client = NotebookClient(
-        nb, timeout=timeout, kernel_name=KERNEL_NAME, allow_errors=allow_errors,
+        nb, timeout=timeout, kernel_name="python3", allow_errors=allow_errors,
         resources={"metadata": {"path": str(cwd)}},
         on_cell_executed=lambda **_: progress is not None and progress.update(1),
         on_cell_error=lambda cell_index, **_: failed.append(cell_index),
@@ -197,13 +194,6 @@ def _write_course_outputs(nb, path: Path, out_dir: Path) -> list[Path]:
     body, _ = html_exporter(out_dir).from_notebook_node(nb, resources={"metadata": {"name": path.stem}})
     html.write_text(body, encoding="utf-8")
     return [ipynb, html]
-
-
-_ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def strip_ansi(text: str) -> str:
-    return _ANSI_RE.sub("", text)
 
 
 def clean_notebook(nb) -> nbformat.NotebookNode:
@@ -297,7 +287,7 @@ def run_course(*, scale: str | None = None, only=None, notebooks_dir: Path | str
             print(f"{path.stem}: ok in {run.seconds:.1f} s", file=stream, flush=True)
             continue
         run.status, run.error, run.failed_cell = "failed", error, failed
-        shown = error if getattr(stream, "isatty", lambda: False)() else strip_ansi(error)
+        shown = error if getattr(stream, "isatty", lambda: False)() else re.sub(r"\x1b\[[0-9;]*m", "", error)
         where = f"cell {failed}" if failed is not None else "kernel"
         kept = f"(partial output kept in {run.outputs[0]} and {run.outputs[1]})" if run.outputs else "(not written)"
         print(f"\n{path.stem}: FAILED after {run.seconds:.1f} s at {where}\n{shown}\n{kept}", file=stream, flush=True)
@@ -308,10 +298,6 @@ def run_course(*, scale: str | None = None, only=None, notebooks_dir: Path | str
                               [[r.name, r.status, f"{r.seconds:.1f}" if r.status != "not run" else "-"]
                                for r in runs]), file=stream)
     print(f"total wall time: {total:.1f} s ({total / 60:.1f} min)", file=stream, flush=True)
-    summary = {"scale": scale, "total_seconds": round(total, 2),
-               "notebooks": [{"name": r.name, "status": r.status, "seconds": round(r.seconds, 2)} for r in runs]}
-    if not in_place:
-        (out_dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     return runs
 
 

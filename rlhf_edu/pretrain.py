@@ -140,11 +140,6 @@ def unigram_perplexity(train_blocks: torch.Tensor, eval_blocks: torch.Tensor, vo
     return math.exp(-logp[targets].mean().item())
 
 
-def sample_continuations(model, tokenizer, prompts: list[str], max_new_tokens: int = 30, seed: int = 0) -> list[str]:
-    """Safe-setting samples (see :mod:`rlhf_edu.generation`) for the model card."""
-    return sample(model, tokenizer, prompts, max_new_tokens=max_new_tokens, seed=seed).texts
-
-
 def word_stats(texts: list[str]) -> dict:
     """Pooled English-word rate of the lowercase words (50k most frequent English words) and
     mean repeated-bigram rate of ``texts`` (the definitions of :mod:`rlhf_edu.gold`)."""
@@ -173,24 +168,20 @@ def word_perplexity(model, tokenizer, ds) -> float:
     return math.exp(total / words)
 
 
-def evaluate_base_model(model, tokenizer, n_prompts: int = 256, max_new_tokens: int = 32, seed: int = 0) -> dict:
+def evaluate_base_model(model, tokenizer, n_prompts: int = 256, max_new_tokens: int = 32, seed: int = 0,
+                        train_docs: list[str] | None = None) -> dict:
     """The model card's numbers on the *test* split (movies never trained on): continuations of
-    ``n_prompts`` test prompts (safe sampler), their word statistics, and test perplexities."""
+    ``n_prompts`` test prompts (safe sampler), their word statistics, and test perplexities; with
+    ``train_docs``, also the unigram baseline (fitted on them) on the same test tokens."""
     test = load_splits(seed=0)["test"]
     prompts = make_prompts(test, n=n_prompts, seed=seed)["prompt"]
     texts = sample(model, tokenizer, prompts, max_new_tokens=max_new_tokens, seed=seed).texts
-    docs = lm_documents(test)
-    blocks = pack_blocks(tokenizer, docs, model.config.n_positions)
-    return {**word_stats(texts), "test_ppl": perplexity(model, blocks), "test_tokens": int(blocks.numel()),
-            "test_word_ppl": word_perplexity(model, tokenizer, test), "samples": list(zip(prompts, texts))}
-
-
-def card_metrics(model, tokenizer, train_docs: list[str], seed: int = 0) -> dict:
-    """:func:`evaluate_base_model` plus the unigram baseline on the same test tokens."""
-    m = evaluate_base_model(model, tokenizer, seed=seed)
-    block = model.config.n_positions
-    test_blocks = pack_blocks(tokenizer, lm_documents(load_splits(seed=0)["test"]), block)
-    m["unigram_test_ppl"] = unigram_perplexity(pack_blocks(tokenizer, train_docs, block), test_blocks, len(tokenizer))
+    blocks = pack_blocks(tokenizer, lm_documents(test), model.config.n_positions)
+    m = {**word_stats(texts), "test_ppl": perplexity(model, blocks), "test_tokens": int(blocks.numel()),
+         "test_word_ppl": word_perplexity(model, tokenizer, test), "samples": list(zip(prompts, texts))}
+    if train_docs is not None:
+        train_blocks = pack_blocks(tokenizer, train_docs, model.config.n_positions)
+        m["unigram_test_ppl"] = unigram_perplexity(train_blocks, blocks, len(tokenizer))
     return m
 
 
@@ -280,14 +271,14 @@ def pretrain(cfg: PretrainConfig | None = None, write_card: bool = True, compare
     model.to(torch.float32)
     state_path.unlink(missing_ok=True)
     prompts = ["Titanic: The film", "Shrek: A", "The Matrix: It is", "Amelie: This movie", "Jaws: The worst"]
-    metrics["samples"] = list(zip(prompts, sample_continuations(model, tokenizer, prompts, seed=cfg.seed)))
+    metrics["samples"] = list(zip(prompts, sample(model, tokenizer, prompts, max_new_tokens=30, seed=cfg.seed).texts))
     if write_card:
         model.eval()
-        metrics["eval"] = card_metrics(model, tokenizer, train_docs, seed=cfg.seed)
+        metrics["eval"] = evaluate_base_model(model, tokenizer, seed=cfg.seed, train_docs=train_docs)
     if compare_dir:
         old = GPT2LMHeadModel.from_pretrained(compare_dir, dtype=torch.float32).eval()
         old_tok = PreTrainedTokenizerFast.from_pretrained(compare_dir)
-        metrics["baseline"] = card_metrics(old, old_tok, lm_documents(splits["train"]), seed=cfg.seed)
+        metrics["baseline"] = evaluate_base_model(old, old_tok, seed=cfg.seed, train_docs=lm_documents(splits["train"]))
         metrics["baseline"]["n_params"] = n_parameters(old)
     if write_card:
         write_model_card(out.parent / "README.md", metrics)
