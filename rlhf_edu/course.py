@@ -166,34 +166,26 @@ def _n_code_cells(nb) -> int:
     return sum(1 for c in nb.cells if c.cell_type == "code" and c.source.strip())
 
 
+def offline_assets(exp, vendor_rel: str):
+    """Point an nbconvert exporter's MathJax, require.js and jQuery at the vendored copies under
+    ``vendor_rel`` (a relative URL), and mermaid at an inline stub: no CDN. Returns ``exp``."""
+    exp.mathjax_url = f"{vendor_rel}/{MATHJAX_DIR}/MathJax.js?config={MATHJAX_CONFIG}"
+    exp.require_js_url = f"{vendor_rel}/{REQUIRE_JS}"
+    exp.jquery_url = f"{vendor_rel}/{JQUERY_JS}"
+    exp.mermaid_js_url = MERMAID_STUB  # the course has no mermaid diagrams
+    exp.mermaid_layout_elk_js_url = ""
+    return exp
+
+
 def html_exporter(out_dir: Path):
-    """An nbconvert HTMLExporter whose MathJax/require.js point at the vendored copies in slides/vendor.
+    """An nbconvert HTMLExporter whose assets are the vendored copies in slides/vendor.
 
     The executed notebooks already embed their figures, so the HTML opens offline as long as it
     stays inside this repository (the asset links are relative paths to ``slides/vendor``).
     """
     from nbconvert import HTMLExporter
 
-    exp = HTMLExporter()
-    rel = Path(os.path.relpath(VENDOR_DIR, out_dir)).as_posix()
-    if (VENDOR_DIR / MATHJAX_DIR / "MathJax.js").exists():
-        exp.mathjax_url = f"{rel}/{MATHJAX_DIR}/MathJax.js?config={MATHJAX_CONFIG}"
-    if (VENDOR_DIR / REQUIRE_JS).exists():
-        exp.require_js_url = f"{rel}/{REQUIRE_JS}"
-    if (VENDOR_DIR / JQUERY_JS).exists():
-        exp.jquery_url = f"{rel}/{JQUERY_JS}"
-    exp.mermaid_js_url = MERMAID_STUB  # the course has no mermaid diagrams: no CDN import
-    exp.mermaid_layout_elk_js_url = ""
-    return exp
-
-
-def _write_course_outputs(nb, path: Path, out_dir: Path) -> list[Path]:
-    ipynb = out_dir / path.name
-    write_notebook(nb, ipynb)
-    html = out_dir / (path.stem + ".html")
-    body, _ = html_exporter(out_dir).from_notebook_node(nb, resources={"metadata": {"name": path.stem}})
-    html.write_text(body, encoding="utf-8")
-    return [ipynb, html]
+    return offline_assets(HTMLExporter(), Path(os.path.relpath(VENDOR_DIR, out_dir)).as_posix())
 
 
 def clean_notebook(nb) -> nbformat.NotebookNode:
@@ -281,7 +273,10 @@ def run_course(*, scale: str | None = None, only=None, notebooks_dir: Path | str
             write_notebook(clean_notebook(nb), path)
             run.outputs = [path]
         elif not in_place:
-            run.outputs = _write_course_outputs(nb, path, out_dir)
+            run.outputs = [out_dir / path.name, out_dir / f"{path.stem}.html"]
+            write_notebook(nb, run.outputs[0])
+            body, _ = html_exporter(out_dir).from_notebook_node(nb, resources={"metadata": {"name": path.stem}})
+            run.outputs[1].write_text(body, encoding="utf-8")
         if error is None:
             run.status = "ok"
             print(f"{path.stem}: ok in {run.seconds:.1f} s", file=stream, flush=True)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from ._checks import check_int, check_nonnegative, check_positive
 from .checkpoint import load_state, save_pretrained_atomic, save_state
 from .config import seed_everything
 from .resources import cache_dir
@@ -75,15 +76,12 @@ class PretrainConfig:
 
     def __post_init__(self):
         for name in ("vocab_size", "n_layer", "n_embd", "n_head", "block_size", "batch_size", "steps", "threads"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name}: expected an integer >= 1, got {getattr(self, name)!r}")
+            check_int(name, getattr(self, name))
         if self.n_embd % self.n_head:
             raise ValueError(f"n_head: expected a divisor of n_embd={self.n_embd}, got {self.n_head}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"lr: expected a finite value > 0, got {self.lr}")
-        if self.warmup < 0 or self.checkpoint_every < 0 or self.weight_decay < 0:
-            bad = next(n for n in ("warmup", "checkpoint_every", "weight_decay") if getattr(self, n) < 0)
-            raise ValueError(f"{bad}: expected >= 0, got {getattr(self, bad)}")
+        check_positive("lr", self.lr)
+        check_int("warmup", self.warmup, 0), check_int("checkpoint_every", self.checkpoint_every, 0)
+        check_nonnegative("weight_decay", self.weight_decay)
 
 
 def cosine_lr(step: int, lr: float, warmup: int, steps: int) -> float:
