@@ -131,8 +131,6 @@ class NotebookRun:
     name: str
     status: str = "not run"  # ok | failed | not run
     seconds: float = 0.0
-    error: str | None = None
-    failed_cell: int | None = None
     outputs: list[Path] = field(default_factory=list)
 
 
@@ -281,7 +279,7 @@ def run_course(*, scale: str | None = None, only=None, notebooks_dir: Path | str
             run.status = "ok"
             print(f"{path.stem}: ok in {run.seconds:.1f} s", file=stream, flush=True)
             continue
-        run.status, run.error, run.failed_cell = "failed", error, failed
+        run.status = "failed"
         shown = error if getattr(stream, "isatty", lambda: False)() else re.sub(r"\x1b\[[0-9;]*m", "", error)
         where = f"cell {failed}" if failed is not None else "kernel"
         kept = f"(partial output kept in {run.outputs[0]} and {run.outputs[1]})" if run.outputs else "(not written)"
