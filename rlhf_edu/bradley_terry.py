@@ -376,8 +376,7 @@ def freeze_lower_layers(reward_model, n_layers: int) -> None:
 
 def _optimizer(reward_model, config: RewardModelConfig) -> torch.optim.Optimizer:
     head = [p for p in reward_model.head.parameters() if p.requires_grad]
-    head_ids = {id(p) for p in head}
-    body = [p for p in reward_model.parameters() if p.requires_grad and id(p) not in head_ids]
+    body = [p for p in reward_model.backbone.parameters() if p.requires_grad]
     groups = [{"params": head, "lr": config.head_lr}]
     if body:
         groups.append({"params": body, "lr": config.lr})

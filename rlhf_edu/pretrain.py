@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from ._checks import check_int, check_nonnegative, check_positive
+from ._checks import check_instance, check_int, check_nonnegative, check_positive
 from .checkpoint import load_state, save_pretrained_atomic, save_state
 from .config import seed_everything
 from .resources import cache_dir
@@ -191,9 +191,7 @@ def pretrain(cfg: PretrainConfig | None = None, write_card: bool = True, compare
     from tqdm.auto import tqdm
     from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
-    cfg = PretrainConfig() if cfg is None else cfg
-    if not isinstance(cfg, PretrainConfig):
-        raise ValueError(f"cfg: expected a PretrainConfig, got {type(cfg).__name__}")
+    cfg = check_instance("cfg", PretrainConfig() if cfg is None else cfg, PretrainConfig)
     g = seed_everything(cfg.seed, threads=cfg.threads)
     t0 = time.perf_counter()
     splits = load_splits(seed=0)
