@@ -19,7 +19,6 @@ losses (B,) and detached diagnostics; average the losses yourself.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -33,7 +32,6 @@ from .config import Scale, get_scale
 from .config import gpt2 as gpt2_scale
 from .data import tokenize_prompt_response
 
-LN2 = math.log(2.0)
 
 
 class PairLoss(NamedTuple):
@@ -378,8 +376,7 @@ def freeze_lower_layers(reward_model, n_layers: int) -> None:
 
 def _optimizer(reward_model, config: RewardModelConfig) -> torch.optim.Optimizer:
     head = [p for p in reward_model.head.parameters() if p.requires_grad]
-    head_ids = {id(p) for p in head}
-    body = [p for p in reward_model.parameters() if p.requires_grad and id(p) not in head_ids]
+    body = [p for p in reward_model.backbone.parameters() if p.requires_grad]
     groups = [{"params": head, "lr": config.head_lr}]
     if body:
         groups.append({"params": body, "lr": config.lr})

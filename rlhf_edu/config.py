@@ -16,11 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .resources import SHIPPED_TINY_DIR, cache_dir, tiny_model_dir
+from .resources import cache_dir, tiny_model_dir
 
 SCALES = ("tiny", "gpt2", "auto")
 DTYPES = ("float32", "bfloat16", "float16")
-TINY_MODEL_DIR = SHIPPED_TINY_DIR  # the shipped checkpoint (package data)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ The notebook conventions this module relies on (see DESIGN.md):
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -36,8 +35,6 @@ NOTEBOOK_RE = re.compile(r"^(\d\d)_[A-Za-z0-9_]+\.ipynb$")
 CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
 BEGIN_SOLUTION = "### BEGIN SOLUTION"
 END_SOLUTION = "### END SOLUTION"
-CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
-KERNEL_NAME = "python3"
 CELL_TIMEOUT = 600
 
 # Offline assets inside slides/vendor/ (see slides/vendor/VERSIONS.md for where they come from).
@@ -134,8 +131,6 @@ class NotebookRun:
     name: str
     status: str = "not run"  # ok | failed | not run
     seconds: float = 0.0
-    error: str | None = None
-    failed_cell: int | None = None
     outputs: list[Path] = field(default_factory=list)
 
 
@@ -151,7 +146,7 @@ def execute_notebook(nb, cwd: Path, env: dict | None = None, *, allow_errors: bo
 
     failed: list[int] = []
     client = NotebookClient(
-        nb, timeout=timeout, kernel_name=KERNEL_NAME, allow_errors=allow_errors,
+        nb, timeout=timeout, kernel_name="python3", allow_errors=allow_errors,
         resources={"metadata": {"path": str(cwd)}},
         on_cell_executed=lambda **_: progress is not None and progress.update(1),
         on_cell_error=lambda cell_index, **_: failed.append(cell_index),
@@ -169,41 +164,26 @@ def _n_code_cells(nb) -> int:
     return sum(1 for c in nb.cells if c.cell_type == "code" and c.source.strip())
 
 
+def offline_assets(exp, vendor_rel: str):
+    """Point an nbconvert exporter's MathJax, require.js and jQuery at the vendored copies under
+    ``vendor_rel`` (a relative URL), and mermaid at an inline stub: no CDN. Returns ``exp``."""
+    exp.mathjax_url = f"{vendor_rel}/{MATHJAX_DIR}/MathJax.js?config={MATHJAX_CONFIG}"
+    exp.require_js_url = f"{vendor_rel}/{REQUIRE_JS}"
+    exp.jquery_url = f"{vendor_rel}/{JQUERY_JS}"
+    exp.mermaid_js_url = MERMAID_STUB  # the course has no mermaid diagrams
+    exp.mermaid_layout_elk_js_url = ""
+    return exp
+
+
 def html_exporter(out_dir: Path):
-    """An nbconvert HTMLExporter whose MathJax/require.js point at the vendored copies in slides/vendor.
+    """An nbconvert HTMLExporter whose assets are the vendored copies in slides/vendor.
 
     The executed notebooks already embed their figures, so the HTML opens offline as long as it
     stays inside this repository (the asset links are relative paths to ``slides/vendor``).
     """
     from nbconvert import HTMLExporter
 
-    exp = HTMLExporter()
-    rel = Path(os.path.relpath(VENDOR_DIR, out_dir)).as_posix()
-    if (VENDOR_DIR / MATHJAX_DIR / "MathJax.js").exists():
-        exp.mathjax_url = f"{rel}/{MATHJAX_DIR}/MathJax.js?config={MATHJAX_CONFIG}"
-    if (VENDOR_DIR / REQUIRE_JS).exists():
-        exp.require_js_url = f"{rel}/{REQUIRE_JS}"
-    if (VENDOR_DIR / JQUERY_JS).exists():
-        exp.jquery_url = f"{rel}/{JQUERY_JS}"
-    exp.mermaid_js_url = MERMAID_STUB  # the course has no mermaid diagrams: no CDN import
-    exp.mermaid_layout_elk_js_url = ""
-    return exp
-
-
-def _write_course_outputs(nb, path: Path, out_dir: Path) -> list[Path]:
-    ipynb = out_dir / path.name
-    write_notebook(nb, ipynb)
-    html = out_dir / (path.stem + ".html")
-    body, _ = html_exporter(out_dir).from_notebook_node(nb, resources={"metadata": {"name": path.stem}})
-    html.write_text(body, encoding="utf-8")
-    return [ipynb, html]
-
-
-_ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def strip_ansi(text: str) -> str:
-    return _ANSI_RE.sub("", text)
+    return offline_assets(HTMLExporter(), Path(os.path.relpath(VENDOR_DIR, out_dir)).as_posix())
 
 
 def clean_notebook(nb) -> nbformat.NotebookNode:
@@ -291,13 +271,16 @@ def run_course(*, scale: str | None = None, only=None, notebooks_dir: Path | str
             write_notebook(clean_notebook(nb), path)
             run.outputs = [path]
         elif not in_place:
-            run.outputs = _write_course_outputs(nb, path, out_dir)
+            run.outputs = [out_dir / path.name, out_dir / f"{path.stem}.html"]
+            write_notebook(nb, run.outputs[0])
+            body, _ = html_exporter(out_dir).from_notebook_node(nb, resources={"metadata": {"name": path.stem}})
+            run.outputs[1].write_text(body, encoding="utf-8")
         if error is None:
             run.status = "ok"
             print(f"{path.stem}: ok in {run.seconds:.1f} s", file=stream, flush=True)
             continue
-        run.status, run.error, run.failed_cell = "failed", error, failed
-        shown = error if getattr(stream, "isatty", lambda: False)() else strip_ansi(error)
+        run.status = "failed"
+        shown = error if getattr(stream, "isatty", lambda: False)() else re.sub(r"\x1b\[[0-9;]*m", "", error)
         where = f"cell {failed}" if failed is not None else "kernel"
         kept = f"(partial output kept in {run.outputs[0]} and {run.outputs[1]})" if run.outputs else "(not written)"
         print(f"\n{path.stem}: FAILED after {run.seconds:.1f} s at {where}\n{shown}\n{kept}", file=stream, flush=True)
@@ -308,10 +291,6 @@ def run_course(*, scale: str | None = None, only=None, notebooks_dir: Path | str
                               [[r.name, r.status, f"{r.seconds:.1f}" if r.status != "not run" else "-"]
                                for r in runs]), file=stream)
     print(f"total wall time: {total:.1f} s ({total / 60:.1f} min)", file=stream, flush=True)
-    summary = {"scale": scale, "total_seconds": round(total, 2),
-               "notebooks": [{"name": r.name, "status": r.status, "seconds": round(r.seconds, 2)} for r in runs]}
-    if not in_place:
-        (out_dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     return runs
 
 

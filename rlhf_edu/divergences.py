@@ -24,6 +24,9 @@ from typing import Callable, NamedTuple
 import torch
 from torch.nn.functional import softplus
 
+from .logprobs import _acc_dtype  # float32 for float16/bfloat16 (e^x and sums overflow or round badly there)
+
+
 def _float(x) -> torch.Tensor:
     """``x`` (a tensor, array or list of numbers) as a floating-point tensor."""
     t = torch.as_tensor(x)
@@ -202,11 +205,6 @@ def kl_estimates_from_logits(logits_p: torch.Tensor, logits_q: torch.Tensor, tok
 # --------------------------------------------------------------------------------------------
 # f-divergences (Lecture 6, f-DPG table; Go et al. 2023)
 # --------------------------------------------------------------------------------------------
-def _acc_dtype(dtype: torch.dtype) -> torch.dtype:
-    """float32 for float16/bfloat16 (e^x and sums overflow or round badly there), else ``dtype``."""
-    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
-
-
 @dataclass(frozen=True)
 class FDivergence:
     """A generator f of an f-divergence, with its derivative and f'(inf) (the f-DPG table).

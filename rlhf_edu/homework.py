@@ -209,14 +209,9 @@ def check_homework(path: Path | str, *, timeout: int = CELL_TIMEOUT, scale: str 
                 first = next((a for a, b in zip(got.splitlines() + [""] * 99, references[c].splitlines())
                               if a != b), got[:60])
                 problems.append(f"output differs from reference (got {first!r})")
-        detail = "; ".join(problems) if problems else _last_line(references[ex.check_cells[-1]])
+        detail = "; ".join(problems) if problems else (references[ex.check_cells[-1]].splitlines() or [""])[-1]
         results.append(ExerciseResult(ex.number, ex.name, not problems, detail))
     return results
-
-
-def _last_line(text: str) -> str:
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    return lines[-1] if lines else ""
 
 
 def format_check(results: Sequence[ExerciseResult]) -> str:

@@ -149,9 +149,7 @@ def load_reward_model(scale: Scale | str | None = None, device=None, dtype=None)
     return scalar_head_from_lm(load_base_model(scale, device, dtype))
 
 
-def load_value_model(scale: Scale | str | None = None, device=None, dtype=None) -> ScalarHeadModel:
-    """An untrained value model (pretrained backbone, fresh scalar head) at ``scale``."""
-    return scalar_head_from_lm(load_base_model(scale, device, dtype))
+load_value_model = load_reward_model  # a value model is built the same way (a scalar per token via forward)
 
 
 def n_parameters(model: nn.Module) -> int:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from ._checks import check_instance, check_int, check_nonnegative, check_positive
 from .checkpoint import load_state, save_pretrained_atomic, save_state
 from .config import seed_everything
 from .resources import cache_dir
@@ -75,15 +76,12 @@ class PretrainConfig:
 
     def __post_init__(self):
         for name in ("vocab_size", "n_layer", "n_embd", "n_head", "block_size", "batch_size", "steps", "threads"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name}: expected an integer >= 1, got {getattr(self, name)!r}")
+            check_int(name, getattr(self, name))
         if self.n_embd % self.n_head:
             raise ValueError(f"n_head: expected a divisor of n_embd={self.n_embd}, got {self.n_head}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"lr: expected a finite value > 0, got {self.lr}")
-        if self.warmup < 0 or self.checkpoint_every < 0 or self.weight_decay < 0:
-            bad = next(n for n in ("warmup", "checkpoint_every", "weight_decay") if getattr(self, n) < 0)
-            raise ValueError(f"{bad}: expected >= 0, got {getattr(self, bad)}")
+        check_positive("lr", self.lr)
+        check_int("warmup", self.warmup, 0), check_int("checkpoint_every", self.checkpoint_every, 0)
+        check_nonnegative("weight_decay", self.weight_decay)
 
 
 def cosine_lr(step: int, lr: float, warmup: int, steps: int) -> float:
@@ -140,11 +138,6 @@ def unigram_perplexity(train_blocks: torch.Tensor, eval_blocks: torch.Tensor, vo
     return math.exp(-logp[targets].mean().item())
 
 
-def sample_continuations(model, tokenizer, prompts: list[str], max_new_tokens: int = 30, seed: int = 0) -> list[str]:
-    """Safe-setting samples (see :mod:`rlhf_edu.generation`) for the model card."""
-    return sample(model, tokenizer, prompts, max_new_tokens=max_new_tokens, seed=seed).texts
-
-
 def word_stats(texts: list[str]) -> dict:
     """Pooled English-word rate of the lowercase words (50k most frequent English words) and
     mean repeated-bigram rate of ``texts`` (the definitions of :mod:`rlhf_edu.gold`)."""
@@ -173,24 +166,20 @@ def word_perplexity(model, tokenizer, ds) -> float:
     return math.exp(total / words)
 
 
-def evaluate_base_model(model, tokenizer, n_prompts: int = 256, max_new_tokens: int = 32, seed: int = 0) -> dict:
+def evaluate_base_model(model, tokenizer, n_prompts: int = 256, max_new_tokens: int = 32, seed: int = 0,
+                        train_docs: list[str] | None = None) -> dict:
     """The model card's numbers on the *test* split (movies never trained on): continuations of
-    ``n_prompts`` test prompts (safe sampler), their word statistics, and test perplexities."""
+    ``n_prompts`` test prompts (safe sampler), their word statistics, and test perplexities; with
+    ``train_docs``, also the unigram baseline (fitted on them) on the same test tokens."""
     test = load_splits(seed=0)["test"]
     prompts = make_prompts(test, n=n_prompts, seed=seed)["prompt"]
     texts = sample(model, tokenizer, prompts, max_new_tokens=max_new_tokens, seed=seed).texts
-    docs = lm_documents(test)
-    blocks = pack_blocks(tokenizer, docs, model.config.n_positions)
-    return {**word_stats(texts), "test_ppl": perplexity(model, blocks), "test_tokens": int(blocks.numel()),
-            "test_word_ppl": word_perplexity(model, tokenizer, test), "samples": list(zip(prompts, texts))}
-
-
-def card_metrics(model, tokenizer, train_docs: list[str], seed: int = 0) -> dict:
-    """:func:`evaluate_base_model` plus the unigram baseline on the same test tokens."""
-    m = evaluate_base_model(model, tokenizer, seed=seed)
-    block = model.config.n_positions
-    test_blocks = pack_blocks(tokenizer, lm_documents(load_splits(seed=0)["test"]), block)
-    m["unigram_test_ppl"] = unigram_perplexity(pack_blocks(tokenizer, train_docs, block), test_blocks, len(tokenizer))
+    blocks = pack_blocks(tokenizer, lm_documents(test), model.config.n_positions)
+    m = {**word_stats(texts), "test_ppl": perplexity(model, blocks), "test_tokens": int(blocks.numel()),
+         "test_word_ppl": word_perplexity(model, tokenizer, test), "samples": list(zip(prompts, texts))}
+    if train_docs is not None:
+        train_blocks = pack_blocks(tokenizer, train_docs, model.config.n_positions)
+        m["unigram_test_ppl"] = unigram_perplexity(train_blocks, blocks, len(tokenizer))
     return m
 
 
@@ -202,9 +191,7 @@ def pretrain(cfg: PretrainConfig | None = None, write_card: bool = True, compare
     from tqdm.auto import tqdm
     from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
-    cfg = PretrainConfig() if cfg is None else cfg
-    if not isinstance(cfg, PretrainConfig):
-        raise ValueError(f"cfg: expected a PretrainConfig, got {type(cfg).__name__}")
+    cfg = check_instance("cfg", PretrainConfig() if cfg is None else cfg, PretrainConfig)
     g = seed_everything(cfg.seed, threads=cfg.threads)
     t0 = time.perf_counter()
     splits = load_splits(seed=0)
@@ -280,14 +267,14 @@ def pretrain(cfg: PretrainConfig | None = None, write_card: bool = True, compare
     model.to(torch.float32)
     state_path.unlink(missing_ok=True)
     prompts = ["Titanic: The film", "Shrek: A", "The Matrix: It is", "Amelie: This movie", "Jaws: The worst"]
-    metrics["samples"] = list(zip(prompts, sample_continuations(model, tokenizer, prompts, seed=cfg.seed)))
+    metrics["samples"] = list(zip(prompts, sample(model, tokenizer, prompts, max_new_tokens=30, seed=cfg.seed).texts))
     if write_card:
         model.eval()
-        metrics["eval"] = card_metrics(model, tokenizer, train_docs, seed=cfg.seed)
+        metrics["eval"] = evaluate_base_model(model, tokenizer, seed=cfg.seed, train_docs=train_docs)
     if compare_dir:
         old = GPT2LMHeadModel.from_pretrained(compare_dir, dtype=torch.float32).eval()
         old_tok = PreTrainedTokenizerFast.from_pretrained(compare_dir)
-        metrics["baseline"] = card_metrics(old, old_tok, lm_documents(splits["train"]), seed=cfg.seed)
+        metrics["baseline"] = evaluate_base_model(old, old_tok, seed=cfg.seed, train_docs=lm_documents(splits["train"]))
         metrics["baseline"]["n_params"] = n_parameters(old)
     if write_card:
         write_model_card(out.parent / "README.md", metrics)

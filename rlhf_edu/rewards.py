@@ -33,7 +33,6 @@ sentiment_reward = sentiment  # VADER compound of each text, (B,) in [-1, 1]
 # :func:`rlhf_edu.data.tokenize_prompt_response`) works too: prompt and pad columns get nothing.
 # ---------------------------------------------------------------------------------------------
 
-KL_ESTIMATORS = ("k1", "k3")
 
 
 def sampled_token_kl(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, estimator: str = "k1") -> torch.Tensor:

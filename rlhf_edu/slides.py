@@ -8,9 +8,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from .course import (JQUERY_JS, MATHJAX_CONFIG, MATHJAX_DIR, MERMAID_STUB, NOTEBOOKS_DIR, REQUIRE_JS,
-                     REVEAL_DIR, VENDOR_DIR, WIDGET_VIEW, WORK_DIR, CourseError,
-                     find_notebooks, read_notebook)
+from .course import (JQUERY_JS, MATHJAX_DIR, NOTEBOOKS_DIR, REQUIRE_JS, REVEAL_DIR, VENDOR_DIR, WIDGET_VIEW,
+                     WORK_DIR, CourseError, find_notebooks, offline_assets, read_notebook)
 
 SLIDES_DIR = WORK_DIR / "slides"
 
@@ -64,14 +63,9 @@ def slides_exporter(vendor_rel: str = "vendor"):
     exp.reveal_url_prefix = f"{vendor_rel}/{REVEAL_DIR}"
     exp.reveal_theme = "white"
     exp.reveal_transition = "none"  # instant slide changes; also keeps screenshots deterministic
-    exp.mathjax_url = f"{vendor_rel}/{MATHJAX_DIR}/MathJax.js?config={MATHJAX_CONFIG}"
-    exp.require_js_url = f"{vendor_rel}/{REQUIRE_JS}"
-    exp.jquery_url = f"{vendor_rel}/{JQUERY_JS}"
-    exp.mermaid_js_url = MERMAID_STUB  # imported eagerly by the reveal template; no CDN
-    exp.mermaid_layout_elk_js_url = ""
     exp.exclude_input_prompt = True
     exp.exclude_output_prompt = True
-    return exp
+    return offline_assets(exp, vendor_rel)
 
 
 _CDN_RE = re.compile(r"""(?:src|href)=["'](?:https?:)?//""")
