@@ -230,6 +230,8 @@ ev = bt.evaluate_reward_model(reward_model, tokenizer, held_out, config)
 vader_c, vader_r = sentiment_reward(held_out["chosen"]), sentiment_reward(held_out["rejected"])
 acc_vader = bt.pairwise_accuracy(vader_c, vader_r)
 print(f"held-out accuracy: reward model {ev['accuracy']:.3f}, VADER zero-shot {acc_vader:.3f}, chance 0.5")
+print("held-out (step: loss, accuracy):", ", ".join(f"{s}: {l:.3f}, {a:.3f}" for s, l, a in
+      zip(history["eval_step"], history["eval_loss"], history["eval_accuracy"])))
 
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
 steps = np.array(history["step"])
@@ -249,10 +251,15 @@ for ax in axes:
 plt.tight_layout(); plt.show()
 
 # %% [markdown] slideshow={"slide_type": "slide"}
-# The loss starts at about $\ln 2$ (the fresh head gives nearly equal rewards) and falls; held-out
-# accuracy climbs above chance on movies the model never saw. VADER, a hand-built sentiment lexicon,
-# is a strong zero-shot baseline here because *fresh* versus *rotten* is mostly sentiment; the small
-# model learns from about a thousand pairs only part of what the lexicon encodes.
+# Read the printed history, not what we hoped for. The training loss starts near $\ln 2$ (the fresh
+# head gives nearly equal rewards) and falls to about 0.5, but the held-out loss does not: it moves
+# around $\ln 2$ (0.676 at step 0, 0.708 at step 120). Held-out accuracy ends at 0.633 on movies the
+# model never saw, yet the *untrained* head already scored 0.625 at step 0: the base model's features
+# carry some sentiment, and a random direction through them reads a little of it. With 256 held-out
+# pairs (standard error about 0.03), training adds no held-out accuracy this run can show; the model
+# memorises its 1,222 training pairs. VADER, a hand-built sentiment lexicon, is a strong zero-shot
+# baseline (0.688) because *fresh* versus *rotten* is mostly sentiment, and critic labels are noisy:
+# they label single snippets, not pairs, and the prompt (the movie name) carries no information.
 #
 # **Calibration.** Does a predicted $P(\text{chosen} \succ \text{rejected}) = 0.7$ come true 70 % of
 # the time? Each held-out pair enters twice, in both orders, so the table is symmetric about 0.5.
@@ -275,8 +282,9 @@ plt.tight_layout(); plt.show()
 # %% [markdown] slideshow={"slide_type": "slide"}
 # The numbers next to the points are the number of predictions in each bin. After a short training
 # run the predictions stay close to 0.5 and the points sit near the diagonal there: the model is
-# modest, not over-confident. Longer training on few pairs can push the points below the diagonal
-# on the right (over-confidence): the held-out loss then rises even while accuracy holds.
+# modest, not over-confident. Over-confidence would push the points below the diagonal on the
+# right; the sign of it in this run is the held-out loss ending above its start (0.708 against
+# 0.676) while held-out accuracy stays flat (0.625 to 0.633).
 #
 # **Normalisation.** Shift the rewards to mean zero over a reference set of prompts
 # (`normalise_rewards`); accuracy and every BT probability are unchanged.

