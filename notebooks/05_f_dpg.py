@@ -387,6 +387,9 @@ summary_table(rlkl_evals, base_eval["RLKL"])
 #   rate least per nat (to 0.16).
 # * **JS** sits between them (0.43 at 9.9 nats); **TV** only sees the sign of $\pi_\theta - p$, so its
 #   updates do not grow with how wrong the policy is, and it moved the rate least (0.15).
+# * Forward KL and TV did not move steadily: on the training batches (left panel) both rose to
+#   about 0.3-0.4 by iteration 6 and then fell back while their KL from $a$ kept growing (right
+#   panel). Reverse KL and JS kept climbing.
 # * Every divergence lowered distinct-1 (0.61 for the base model, 0.46 to 0.56 after training):
 #   none of them kept the base model's variety on this budget.
 # * All four target the *same* $p$: with enough capacity and samples they share the optimum, as in
