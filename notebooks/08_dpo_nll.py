@@ -83,8 +83,10 @@ seed_everything(0, threads=2)
 #
 # $$\pi^*(y|x) = \frac{1}{Z(x)}\,\pi_{\text{ref}}(y|x)\,\exp\!\big(r(x,y)/\beta\big),\qquad Z(x)=\sum_y \pi_{\text{ref}}(y|x)\exp\!\big(r(x,y)/\beta\big).$$
 #
-# The KL here is the *reverse* KL of notebook 01, so $\pi^*$ is mode-seeking: it drops the parts
-# of $\pi_{\text{ref}}$ that the reward dislikes.
+# The KL here is the *reverse* KL of notebook 01, yet $\pi^*$ is **not** mode-seeking: it reweights
+# every response of $\pi_{\text{ref}}$ by $\exp(r/\beta) > 0$ and drops none, so it keeps the full
+# support of $\pi_{\text{ref}}$. Mode-seeking appears only when a *restricted* policy class is fitted
+# to $\pi^*$ by reverse KL (notebook 01, section 4.3).
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # **From reward to policy and back.** Take logs and solve for the reward:
@@ -93,23 +95,23 @@ seed_everything(0, threads=2)
 # up to a term that depends on $x$ alone. The Bradley–Terry model of notebook 03 only looks at
 # reward *differences* between two responses to the same prompt, $p(y_w \succ y_l|x)=\sigma(r(x,y_w)-r(x,y_l))$,
 # so $Z(x)$ cancels. Maximising the BT likelihood of the human choices over $\theta$ gives the DPO
-# loss (Rafailov et al. 2023, eq. 7):
+# loss (Rafailov et al. 2023, their eq. 7; not the Regularization chapter's eq. 7, which is DPO+NLL):
 #
-# $$\mathcal{L}_{\text{DPO}} = -\log\sigma\Big(\beta\log\frac{\pi_\theta(y_w|x)}{\pi_{\text{ref}}(y_w|x)} - \beta\log\frac{\pi_\theta(y_l|x)}{\pi_{\text{ref}}(y_l|x)}\Big). \qquad (7)$$
+# $$\mathcal{L}_{\text{DPO}} = -\log\sigma\Big(\beta\log\frac{\pi_\theta(y_w|x)}{\pi_{\text{ref}}(y_w|x)} - \beta\log\frac{\pi_\theta(y_l|x)}{\pi_{\text{ref}}(y_l|x)}\Big). \qquad \text{(DPO)}$$
 #
 # The reward model is still there, hidden in the policy: no separate network, no sampling during
 # training. The log-probs are **summed** over the response tokens. At the start
 # $\pi_\theta=\pi_{\text{ref}}$, every margin is 0 and the loss is exactly $\ln 2$, not 0.
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# **The failure mode.** Eq. 7 depends only on the *difference* of the two log-ratios. The loss
+# **The failure mode.** The DPO loss depends only on the *difference* of the two log-ratios. The loss
 # falls just as well when $\log\pi_\theta(y_w|x)$ drops by 5 nats and $\log\pi_\theta(y_l|x)$ drops
 # by 15 as when the chosen response gains. On offline data that the policy did not generate, the
 # easiest direction is often down for both, so the probability mass goes to responses that appear
 # in neither column.
 #
-# **DPO+NLL** (Regularization chapter, eqs. 7–8) adds a negative log-likelihood on the chosen
-# response, normalised by its length:
+# **DPO+NLL** (Pang et al. 2024; the Regularization chapter's eq. 7, written out as its eq. 8) adds a
+# negative log-likelihood on the chosen response, normalised by its length:
 #
 # $$\mathcal{L}_{\text{DPO+NLL}} = \mathcal{L}_{\text{DPO}}(x, y_w, y_l) \;-\; \alpha\,\frac{\log P_\theta(y_w|x)}{|y_w|}. \qquad (8)$$
 #
@@ -358,7 +360,7 @@ for name in ["reference", *alphas]:
 #
 # | key in the history | meaning | healthy sign |
 # |---|---|---|
-# | `loss` | mean of eq. 7 (+ α × NLL, eq. 8) over the batch | starts at ln 2 ≈ 0.693 (+ α·NLL), falls |
+# | `loss` | mean of the DPO loss (+ α × NLL: the chapter's eqs. 7–8) over the batch | starts at ln 2 ≈ 0.693 (+ α·NLL), falls |
 # | `chosen_reward`, `rejected_reward` | implicit rewards $\beta\log\pi_\theta/\pi_{\text{ref}}$ of $y_w$ and $y_l$ | chosen above rejected; both falling is the failure of §4.1 |
 # | `margin` | chosen minus rejected implicit reward | grows; a margin that keeps growing fast with flat held-out accuracy is over-fitting |
 # | `accuracy` | fraction of pairs with chosen reward above rejected (ties count ½) | 0.5 at step 0, then up |
@@ -471,7 +473,9 @@ print("Exercise 2 (IPO loss):", all(torch.allclose(my_ipo_loss(*args, b), ipo_lo
 # ## 8. References
 #
 # - Rafailov, Sharma, Mitchell, Ermon, Manning, Finn (2023). *Direct Preference Optimization: Your
-#   Language Model is Secretly a Reward Model.* Eq. 7: the DPO loss.
+#   Language Model is Secretly a Reward Model.* Their eq. 7: the DPO loss.
+# - Pang, Yuan, Cho, He, Sukhbaatar, Weston (2024). *Iterative Reasoning Preference Optimization.*
+#   DPO+NLL, the chapter's reference for eqs. 7–8.
 # - The RLHF book, *Regularization* chapter: eqs. 1–2 (KL-regularised reward), eqs. 7–8 (DPO+NLL
 #   with a length-normalised NLL).
 # - "Understanding RLHF" (blog post, 2023): the optimum $\pi^*\propto\pi_0\exp(r/\beta)$ read as
