@@ -165,10 +165,13 @@ for i in top.tolist():
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # The pseudo-rewards of the four divergences as a function of $p(x)/\pi_\theta(x)$ (the lecture's
-# Fig. 17). All cross zero-ish near $p=\pi_\theta$ (dotted) and increase with $p/\pi_\theta$, but forward
-# KL is linear and unbounded (a single under-sampled $x$ can dominate a batch), reverse KL is
-# logarithmic and goes to $-\infty$ where $p=0$ (it *forbids* mass there), TV only looks at the
-# sign, and JS is bounded on both sides.
+# Fig. 17). All increase with $p/\pi_\theta$, but at $p=\pi_\theta$ (dotted) they take different values:
+# +1 for forward KL, -1 for reverse KL, a jump from -1/2 to +1/2 for TV, and 0 only for JS. Only
+# differences between samples matter for the gradient (a baseline is subtracted), so the *shape*
+# is what counts. Forward KL is linear and unbounded (a single under-sampled $x$ can dominate a
+# batch); reverse KL is logarithmic and goes to $-\infty$ where $p=0$ (it *forbids* mass there); TV
+# only looks at the sign; JS, $\log\frac{1+p/\pi_\theta}{2}$, is bounded below by $-\log 2$ but grows
+# like $\log(p/\pi_\theta)$ above.
 
 # %% slideshow={"slide_type": "subslide"}
 ratio = torch.logspace(-2, 2, 400, dtype=torch.float64)  # p / π
@@ -226,7 +229,7 @@ plt.show()
 # %% [markdown] slideshow={"slide_type": "-"}
 # Every divergence drives its own $D_f$ down and brings $\pi_\theta$ close to $p$; the running $\hat Z$
 # settles on the true $Z$ within a few steps. The exception worth a look is **reverse KL on the GDC
-# target** (red, bottom): it satisfies the constraint fastest, yet $\mathrm{KL}(p\|\pi_\theta)$ stalls.
+# target** (red, bottom): its $\mathrm{KL}(p\|\pi_\theta)$ stalls.
 # A forbidden sample costs $-21$ against about $-1$ for the others, so the policy learns to avoid
 # whole *prefixes* that can lead to a violation, and the allowed sequences behind those prefixes lose
 # mass. Once $\pi_\theta(x)\ll p(x)$, $x$ is almost never sampled, so nothing pulls it back: this is the
