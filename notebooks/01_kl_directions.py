@@ -14,8 +14,6 @@
 #     name: python3
 # ---
 
-# %%
-
 # %% [markdown] slideshow={"slide_type": "slide"}
 # # 01 · KL directions: mode-seeking, mass-covering, and the RLHF optimum
 #

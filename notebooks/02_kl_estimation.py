@@ -289,7 +289,6 @@ print("the exact per-token sum has the smallest spread:", sds["exact"] < min(sds
 se = sds["k1"] / math.sqrt(n_conv)
 print("k1 and k3 batch means agree with the exact sum within 3 SE:",
       all(abs(means[f] - means["exact"]) < 3 * se for f in ("k1", "k3")))
-print("KL of this reference is in the 0-10 nats range:", 0 < means["exact"] < 10)
 
 # %% [markdown] slideshow={"slide_type": "-"}
 # All three estimators agree on the sequence KL; they differ in how many responses they need.
@@ -388,6 +387,35 @@ plt.show()
 # measure distances along the wrong sampler's responses. The fix is the sampler:
 # `rlhf_edu.generation.sample` refuses these settings unless `allow_biased=True`, and with its safe
 # defaults `sampler_logprobs == logprobs`, the subtracted term is exactly zero, and $k_1$ is unbiased.
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# **Two readings of `min_length`.** TRL's PPO notes (seed 004) say that under `min_length` "the model
+# can assign a very low log prob to the EOS token and very high probs to all others". That describes
+# a *policy* that has learnt to avoid EOS. What this notebook measures is a different mechanism:
+# `sample(..., min_new_tokens=R)` removes EOS from the *sampler* $s$ while $\pi$ is unchanged, and
+# the logged $k_1$ drops at once because $s \ne \pi$. Both lower the logged KL; the first is learnt
+# over training, the second needs no training at all.
+#
+# ### 4.4 Find the bug: a full-vocabulary KL in a published sketch
+#
+# The Regularization chapter's code sketch (seed 000) computes the full KL as
+# `F.kl_div(ref_logprobs, logprobs, reduction='batchmean')`. PyTorch's `kl_div(input, target)`
+# returns $\mathrm{KL}(\text{target}\,\|\,\text{input})$ with `input` as log-probabilities, so the
+# argument *order* is right for $\mathrm{KL}(\pi\|\pi_{\text{ref}})$. The bug is the missing
+# `log_target=True`: without it, `target` is read as probabilities, and log-probabilities are
+# negative.
+
+# %% slideshow={"slide_type": "-"}
+# NBVAL_CHECK_OUTPUT
+import torch.nn.functional as F
+
+g = torch.Generator().manual_seed(0)
+lp = torch.log_softmax(torch.randn(2, 3, 5, generator=g), -1)  # policy log-probs (B, T, V)
+lr = torch.log_softmax(torch.randn(2, 3, 5, generator=g), -1)  # reference log-probs
+exact = (lp.exp() * (lp - lr)).sum((-2, -1)).mean()  # KL(pi || pi_ref) per sequence, batch mean
+print(f"exact KL(pi||pi_ref): {exact.item():.4f}")
+print(f"the sketch's call: {F.kl_div(lr, lp, reduction='batchmean').item()}")
+print(f"with log_target=True: {F.kl_div(lr, lp, reduction='batchmean', log_target=True).item():.4f}")
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 5. What the logged metrics mean
@@ -505,7 +533,8 @@ print("Exercise 3 (sampler-vs-policy log-ratio from the Rollout fields):", bool(
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 8. References
 #
-# * N. Lambert, *RLHF book*, chapter "Regularization": eqs. (2)–(4) and the sampled-KL code sketch.
+# * N. Lambert, *RLHF book*, chapter "Regularization": eqs. (2)–(4) and the sampled-KL code sketch
+#   (its full-KL line lacks `log_target=True`; section 4.4).
 # * J. Schulman, "Approximating KL divergence", blog post, 2020: $k_1$, $k_2$, $k_3$ and the table.
 # * Hugging Face TRL, PPO training notes: the 0–10 nats guideline, negative KL, safe generation settings.
 # * Y. Yang, Lecture 6 "RLHF in Language Models" (PKU, 2023): the KL-penalised RLHF objective.

@@ -356,6 +356,35 @@ def ks_distance(rewards, utility: Utility) -> float:
 # ----------------------------------------------------------------------------------------------
 # Training a reward network on rankings: collapse vs prompt-aware utilities
 # ----------------------------------------------------------------------------------------------
+@dataclass
+class RankingTask:
+    """Synthetic ranked completions for two kinds of prompts (P prompts, n completions each).
+
+    quality: (P, n) latent quality of each completion, sorted best first (the human ranking).
+    open_ended: (P,) bool. Open-ended prompts have qualities spread evenly over [0, 1];
+    closed-ended ones have two groups, right (near 0.9) or wrong (near 0.1).
+    """
+
+    quality: torch.Tensor
+    open_ended: torch.Tensor
+
+
+def make_ranking_task(n_prompts: int = 32, n_completions: int = 16, seed: int = 0,
+                      spread: float = 0.03) -> RankingTask:
+    """Half open-ended, half closed-ended prompts (see :class:`RankingTask`), seeded."""
+    if n_prompts < 2 or n_prompts % 2 or n_completions < 2:
+        raise ValueError(f"n_prompts/n_completions: expected an even n_prompts >= 2 and n_completions >= 2, "
+                         f"got {n_prompts} and {n_completions}")
+    g = torch.Generator().manual_seed(seed)
+    half = n_prompts // 2
+    open_q = torch.rand(half, n_completions, generator=g)  # (P/2, n) uniform on [0, 1]
+    right = torch.rand(half, n_completions, generator=g) < 0.5  # (P/2, n) right or wrong answer
+    closed_q = torch.where(right, 0.9, 0.1) + spread * torch.randn(half, n_completions, generator=g)
+    quality = torch.cat([open_q, closed_q.clamp(0, 1)]).sort(dim=1, descending=True).values  # (P, n)
+    open_ended = torch.cat([torch.ones(half, dtype=torch.bool), torch.zeros(half, dtype=torch.bool)])
+    return RankingTask(quality=quality, open_ended=open_ended)
+
+
 class RankingLoss(NamedTuple):
     """Output of :func:`ranking_utility_loss`."""
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from scipy.optimize import minimize
+from scipy import stats
 from scipy.stats import wasserstein_distance
 
 from rlhf_edu import reward_collapse as rc
@@ -241,3 +242,12 @@ def test_feature_task_and_shared_model_collapse_on_held_out_prompts():
     assert w(aware["train_rewards"][-1], train) > 0.1  # prompt-aware U: they stay apart
     with pytest.raises(ValueError, match="utilities"):
         rc.train_shared_reward_model(train, test, [rc.linear_utility()], cfg)
+
+
+def test_make_ranking_task_spreads_open_prompts_and_splits_closed_ones():
+    task = rc.make_ranking_task(n_prompts=40, n_completions=30, seed=1)
+    q = task.quality
+    assert torch.all(q[:, :-1] >= q[:, 1:])  # ranked best first
+    open_q, closed_q = q[task.open_ended].flatten(), q[~task.open_ended].flatten()
+    assert stats.kstest(open_q.numpy(), "uniform").pvalue > 1e-3  # open-ended: uniform on [0, 1]
+    assert ((closed_q - 0.9).abs() < 0.15).logical_or((closed_q - 0.1).abs() < 0.15).all()  # two groups
