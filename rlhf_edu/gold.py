@@ -69,9 +69,14 @@ def sentiment(texts: list[str]) -> torch.Tensor:
     return torch.tensor([_vader().polarity_scores(t)["compound"] for t in texts], dtype=torch.float32)
 
 
+def lowercase_words(text: str) -> list[str]:
+    """The all-lowercase words of ``text``: the words the English-word rate judges (names are skipped)."""
+    return _LOWER.findall(text)
+
+
 def english_word_rate(text: str) -> float:
     """Share of the lowercase words of ``text`` that are common English words (0 if it has none)."""
-    lower = _LOWER.findall(text)
+    lower = lowercase_words(text)
     return sum(w in english_words() for w in lower) / len(lower) if lower else 0.0
 
 

@@ -29,7 +29,7 @@ from .config import seed_everything
 from .resources import cache_dir
 from .data import format_document, lm_documents, load_splits, make_prompts, pack_blocks  # noqa: F401 (pack_blocks: re-export)
 from .generation import sample
-from .gold import english_words, repeated_bigram_rate
+from .gold import english_words, lowercase_words, repeated_bigram_rate
 from .teacher_corpus import load_teacher_reviews
 from .models import n_parameters
 
@@ -141,9 +141,7 @@ def unigram_perplexity(train_blocks: torch.Tensor, eval_blocks: torch.Tensor, vo
 def word_stats(texts: list[str]) -> dict:
     """Pooled English-word rate of the lowercase words (50k most frequent English words) and
     mean repeated-bigram rate of ``texts`` (the definitions of :mod:`rlhf_edu.gold`)."""
-    import re
-
-    lower = [w for t in texts for w in re.findall(r"(?<![A-Za-z'])[a-z]+(?![A-Za-z])", t)]
+    lower = [w for t in texts for w in lowercase_words(t)]
     return {"english_word_rate": sum(w in english_words() for w in lower) / max(1, len(lower)),
             "repeated_bigram_rate": sum(repeated_bigram_rate(t) for t in texts) / max(1, len(texts)),
             "lowercase_words": len(lower)}

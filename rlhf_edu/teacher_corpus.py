@@ -120,7 +120,7 @@ def instruction(req: dict) -> str:
 _FIRST_SENTENCE = re.compile(r"^(.+?[.!?])(\s|$)")
 
 
-def clean_review(text: str, movie: str) -> str | None:
+def clean_review(text: str) -> str | None:
     """The teacher's first sentence, or None if it is not a plain short review sentence."""
     text = text.strip().strip('"').strip()
     if re.match(r"(?i)(here|sure|certainly|as an ai|i'm sorry|i cannot|title|review)\b", text):
@@ -147,7 +147,7 @@ def _generate_shard(tok, model, reqs: list[dict], cfg: TeacherConfig, shard: int
     raw = tok.batch_decode(out[:, enc.input_ids.shape[1]:], skip_special_tokens=True)
     rows = []
     for i, (req, r) in enumerate(zip(reqs, raw)):
-        rows.append(dict(shard=shard, index=i, **req, raw=r, text=clean_review(r, req["movie"])))
+        rows.append(dict(shard=shard, index=i, **req, raw=r, text=clean_review(r)))
     return rows
 
 

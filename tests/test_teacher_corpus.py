@@ -1,7 +1,5 @@
 """The teacher-corpus builder: deterministic shards, resumption, the kept-sentence filter and the shipped file."""
 
-import json
-
 import pytest
 
 from rlhf_edu import teacher_corpus as tc
@@ -10,7 +8,7 @@ from rlhf_edu.data import load_splits
 
 def fake_generate(tok, model, reqs, cfg, shard):
     return [dict(shard=shard, index=i, **r, raw=f"The {r['aspect']} of {r['movie']} is fine. More.",
-                 text=tc.clean_review(f"The {r['aspect']} of {r['movie']} is fine. More.", r["movie"]))
+                 text=tc.clean_review(f"The {r['aspect']} of {r['movie']} is fine. More."))
             for i, r in enumerate(reqs)]
 
 
@@ -64,7 +62,7 @@ def test_shard_requests_depend_only_on_seed_and_shard():
     ("a sentence that never ends and just keeps going on", None),
 ])
 def test_clean_review_keeps_one_plain_sentence(raw, kept):
-    assert tc.clean_review(raw, "m") == kept
+    assert tc.clean_review(raw) == kept
 
 
 def test_movie_title_puts_the_article_first():
@@ -80,4 +78,4 @@ def test_the_shipped_teacher_reviews_name_training_movies_only():
         text = r["text"]
         assert 5 <= len(text.split()) <= 32 and text.isascii() and text[-1] in ".!?", text
         assert not any(c in text for c in '*#[]{}<>"\n'), text
-    assert set(json.dumps(sorted(rows[0]))) and set(rows[0]) == {"movie", "mood", "aspect", "text"}
+    assert set(rows[0]) == {"movie", "mood", "aspect", "text"}
