@@ -272,6 +272,9 @@ plt.show()
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # **Reading the curves.**
 #
+# One seed per setting: the bullets describe this run, and only the verdicts in section 6 are
+# checked. Differences between runs are not tested across seeds here.
+#
 # * **β = 0** pushes the proxy reward up fastest (6.6 to 13.0), and nothing holds it back: its KL
 #   from the reference reaches 19.7 nats and the held-out LM loss rises the most (5.60 to 6.21
 #   nats/token), i.e. the model is forgetting how reviews are written.
@@ -283,7 +286,8 @@ plt.show()
 #   separate the two.
 # * **Gold judge:** reward hacking does **not** appear in this run. The β = 0 policy, which drifted
 #   furthest, also has the highest gold score on the 64 evaluation prompts (+0.44 against the base
-#   model's -0.10, figure below): within 20 iterations the proxy and the gold still move together.
+#   model's -0.10 on 64 prompts, figure below): within 20 iterations the proxy and the gold still
+#   move together.
 #   The β = 0.1 run ends within 3 standard errors of the base model (the checks print the verdict).
 #   Showing over-optimisation needs longer runs and several seeds.
 
