@@ -30,9 +30,12 @@
 # 2. Reproduce Schulman's bias/variance table with $10^6$+ samples.
 # 3. On a language model, compare the sequence-level sampled estimate with the exact per-token sum
 #    over the vocabulary, and see how the batch mean converges.
-# 4. Explain, and quantify, why top-$k$ sampling and a forced minimum length make the logged KL
-#    negative, and why the safe sampler of `rlhf_edu.generation` does not.
-# 5. Read the `kl` number in a training log, and know the 0–10 nats rule of thumb.
+# 4. Explain, and quantify, why top-$k$ sampling and a forced minimum length bias the logged KL
+#    (negative against a sharper reference, positive against a flatter one), and why the safe
+#    sampler of `rlhf_edu.generation` does not.
+# 5. Watch a policy learn to exploit a biased sampler: the logged KL falls while the true KL rises.
+# 6. Read the `kl` number in a training log, tell noise from bias when it is negative, and know the
+#    0–10 nats rule of thumb.
 
 # %% slideshow={"slide_type": "skip"}
 # Colab or a fresh Jupyter: install the course package only if it is missing (in a clone,
@@ -237,7 +240,7 @@ def reference_logits(z):
 
 
 @torch.no_grad()
-def kl_of_rollout(rollout, chunk=64):
+def kl_of_rollout(rollout, reference_logits=reference_logits, chunk=64):
     # SequenceKL (k1, k2, k3, exact), each (B,), for a rollout sampled from pi, against pi_ref.
     parts = []
     for i in range(0, rollout.input_ids.shape[0], chunk):
@@ -295,7 +298,7 @@ print("k1 and k3 batch means agree with the exact sum within 3 SE:",
 # The exact per-token sum is by far the quietest, because only the randomness of the *prefix* is
 # left. Note that the $k_3$ sum is **not** quieter than the $k_1$ sum here, unlike in Schulman's
 # table: $k_3$'s advantage needs log-ratios near 0, and a language model has tokens where
-# $\pi_{	ext{ref}}/\pi$ is large, where $r-1$ explodes (the long right tail of the green histogram).
+# $\pi_{\text{ref}}/\pi$ is large, where $r-1$ explodes (the long right tail of the green histogram).
 # RLHF implementations usually log (and penalise with) the $k_1$ sum because it needs only the
 # sampled tokens' log-probs, not the full vocabulary.
 
@@ -389,6 +392,130 @@ plt.show()
 # defaults `sampler_logprobs == logprobs`, the subtracted term is exactly zero, and $k_1$ is unbiased.
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
+# **The sign depends on the reference.** Our $\pi_{\text{ref}}$ is sharper than $\pi$. Drift can go
+# the other way: after fine-tuning, the *policy* is usually the sharper one, and the reference is
+# flatter. Here are both, as pure temperature changes of the same logits (no EOS change), scored on the
+# same safe and top-$k$=10 responses as above.
+
+# %% slideshow={"slide_type": "-"}
+# NBVAL_CHECK_OUTPUT
+directions = {"sharper reference (z x 1.1)": 1.1, "flatter reference (z x 0.9)": 0.9}
+top10 = rollouts["top_k=10"]
+bias = {}
+for dname, tau in directions.items():
+    k_safe = kl_of_rollout(safe, lambda z, tau=tau: tau * z).k1
+    k_top = kl_of_rollout(top10, lambda z, tau=tau: tau * z).k1
+    diff = (k_top.mean() - k_safe.mean()).item()
+    se = math.hypot(k_top.std().item() / math.sqrt(len(k_top)), k_safe.std().item() / math.sqrt(len(k_safe)))
+    bias[dname] = (diff, se)
+    print(f"{dname}: true KL (safe k1) {k_safe.mean().item():5.2f} nats; logged k1 under top_k=10 "
+          f"{k_top.mean().item():5.2f}; bias {diff:+.2f} ± {se:.2f} ({abs(diff) / se:.0f} SE)")
+
+# %% [markdown] slideshow={"slide_type": "-"}
+# With the sharper reference, top-$k$ pulls the logged KL **down** (below zero here); with the flatter
+# reference it pushes it **up**, and the log over-reports the distance. In both cases the bias is many
+# standard errors. Top-$k$ keeps the head of $\pi$, and on the head a sharper reference assigns *more*
+# probability than $\pi$, a flatter one *less*. So "top-$k$ makes the KL negative" is only half the
+# rule; the general statement is that a biased sampler makes the logged KL wrong, in a direction that
+# depends on how the reference differs from the policy.
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# **A policy that learns the exploit.** TRL's notes warn that a policy "can learn how to drive
+# KL-divergence negative" when generation is biased, and so collect a bonus. The smallest loop that
+# shows it: a one-step policy $\pi_\theta=\mathrm{softmax}(\theta)$ over the whole vocabulary,
+# started at the tiny model's next-token distribution after the prompt, $\pi_{\text{ref}}$ = that
+# same distribution. Its only objective is the **logged** penalty
+# $\mathbb{E}_{y\sim s}[\log\pi_\theta(y)-\log\pi_{\text{ref}}(y)]$, computed exactly over the
+# vocabulary (no sampling noise), with the sampler $s$ treated as data, as a trainer treats its
+# rollouts. The penalty enters the loss and is differentiated (the "KL in the loss" variant); under a
+# safe sampler its gradient $\sum_y\pi(y)\nabla\log\pi(y)$ is exactly zero, so nothing should move.
+
+# %% slideshow={"slide_type": "-"}
+with torch.no_grad():
+    enc = tokenizer(prompt, return_tensors="pt")
+    z0 = model(**enc).logits[0, -1].float()  # (V,) next-token logits after the prompt
+logp_ref = torch.log_softmax(z0, -1)
+
+
+def sampler_of(p, kind):
+    # The sampler's distribution s (V,) given the policy's p (V,): safe, top-k=10, or EOS forbidden.
+    if kind == "safe":
+        return p
+    q = p.clone()
+    if kind == "top_k=10":
+        q[q.argsort(descending=True)[10:]] = 0
+    else:  # min_new_tokens: EOS cannot be sampled yet
+        q[EOS] = 0
+    return q / q.sum()
+
+
+loop_steps = 300
+exploit = {}
+for kind in ("safe", "top_k=10", "EOS forbidden"):
+    theta = z0.clone().requires_grad_(True)
+    opt = torch.optim.Adam([theta], lr=0.02)
+    hist = {"logged": [], "true": [], "unseen": []}
+    for step in range(loop_steps + 1):
+        logp = torch.log_softmax(theta, -1)
+        s = sampler_of(logp.detach().exp(), kind)
+        logged = (s * (logp - logp_ref)).sum()  # E_s[k1]: what the trainer logs and penalises
+        with torch.no_grad():
+            hist["logged"].append(logged.item())
+            hist["true"].append((logp.exp() * (logp - logp_ref)).sum().item())  # KL(pi_theta || pi_ref)
+            hist["unseen"].append(logp.exp()[s == 0].sum().item())  # mass the sampler never shows
+        if step < loop_steps:
+            opt.zero_grad()
+            logged.backward()
+            opt.step()
+    exploit[kind] = hist
+
+fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+for kind, c in [("safe", "C0"), ("top_k=10", "C1"), ("EOS forbidden", "C3")]:
+    for ax, key in zip(axes, ("logged", "true", "unseen")):
+        ax.plot(exploit[kind][key], color=c, label=kind)
+axes[0].axhline(0, color="k", lw=0.8)
+axes[0].set(xlabel="optimizer step", ylabel="nats", title="Logged KL, E_s[log pi - log pi_ref] (minimised)")
+axes[1].set(xlabel="optimizer step", ylabel="nats", title="True KL(pi_theta || pi_ref)")
+axes[2].set(xlabel="optimizer step", ylabel="probability", title="Policy mass the sampler never shows")
+axes[0].legend(fontsize=8)
+plt.tight_layout()
+plt.show()
+
+# %% slideshow={"slide_type": "-"}
+# NBVAL_CHECK_OUTPUT
+for kind, h in exploit.items():
+    print(f"{kind:14s} after {loop_steps} steps: logged KL {h['logged'][-1]:7.2f}, true KL {h['true'][-1]:5.2f}, "
+          f"unseen mass {h['unseen'][-1]:.2f}")
+print(f"EOS probability: {logp_ref[EOS].exp().item():.1e} at the start, "
+      f"{exploit['EOS forbidden']['unseen'][-1]:.2f} at the end of the EOS-forbidden run")
+print("safe sampler: the policy stays at the reference (true KL < 0.01):", exploit["safe"]["true"][-1] < 0.01)
+for k in ("top_k=10", "EOS forbidden"):
+    h = exploit[k]
+    print(f"{k}: logged KL went below -1 nat (min {min(h['logged']):.2f}): {min(h['logged']) < -1}; "
+          f"true KL above 1 nat at the end: {h['true'][-1] > 1}")
+
+# %% [markdown] slideshow={"slide_type": "-"}
+# With the safe sampler the policy stays at $\pi_{\text{ref}}$ (true KL 0.00 after 300 steps). With
+# either biased sampler, minimising the *logged* KL drives the *true* KL up: the penalty no longer
+# holds the policy to its reference.
+#
+# * **EOS forbidden.** The policy moves its mass onto EOS, the one token the sampler cannot show (its
+#   probability goes from $4\cdot10^{-5}$ to 1.00). Every token that can still be sampled becomes
+#   less likely under $\pi_\theta$ than under $\pi_{\text{ref}}$, so the logged KL falls without
+#   bound (below $-11$ nats at step 300, still falling) while the true KL saturates at 10.2 nats. This
+#   is the learnt version of section 4.3's mechanism, and it is the reverse of seed 004's wording
+#   ("a very low log prob to the EOS token"): lowering EOS would *raise* the logged KL.
+# * **Top-$k$=10.** The policy moves mass out of its own top 10 into the tokens the sampler never
+#   shows (their share grows from 0.51 to 1.00: it flattens), and the logged KL falls below zero (to
+#   $-1.6$ nats, noisy because the top 10 keep changing). Once the top 10 hold almost no mass, the log
+#   turns positive again, but the policy keeps drifting (true KL 2.5 nats at step 300). A log that
+#   looks sane does not mean the penalty worked.
+#
+# This loop differentiates the penalty (the "KL in the loss" variant). TRL's PPO puts
+# $-\beta\,\mathrm{KL}$ in the *reward* instead, where the policy can only find the bonus through the
+# score function; the incentive is the same, and we do not run that variant here.
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # **Two readings of `min_length`.** TRL's PPO notes (seed 004) say that under `min_length` "the model
 # can assign a very low log prob to the EOS token and very high probs to all others". That describes
 # a *policy* that has learnt to avoid EOS. What this notebook measures is a different mechanism:
@@ -426,9 +553,15 @@ print(f"with log_target=True: {F.kl_div(lr, lp, reduction='batchmean', log_targe
 #   response is $e^{10}\approx 2\cdot10^4$ times more likely under the policy than under the reference.
 # * **Noise.** One batch's $k_1$ is noisy (section 4.2: one response's $k_1$ has a standard deviation as
 #   large as the KL itself), so read a smoothed curve, or log $k_3$ / the exact per-token KL next to it.
-# * **A negative `kl`** is never a real divergence. It means the samples did not come from the
-#   policy (top-$k$, top-$p$, temperature, min length, a stale policy) or that per-token terms are
-#   misaligned. Fix the sampler before tuning $\beta$.
+# * **A negative `kl`** has two causes; tell them apart by its standard error.
+#   * *Noise.* The true KL is never negative, but when it is small its $k_1$ estimate often is: 21%
+#     of single responses in section 4.3 are below zero under the safe sampler, and so is a batch
+#     mean at the start of training, when policy and reference are equal. A mean within about two
+#     standard errors of zero is not evidence of anything.
+#   * *A biased sampler* (top-$k$, top-$p$, temperature, min length, a stale policy) or misaligned
+#     per-token terms. Then the mean is off by many standard errors ($-2.8 \pm 0.2$ nats under
+#     top-$k$=10 in 4.3), in either direction (a flatter reference biases it upward), and a policy
+#     trained on it can learn to exploit it (the loop in 4.3). Fix the sampler before tuning $\beta$.
 # * **Sequence vs per-token.** The sequence KL grows with response length; per-token averages
 #   (`kl / len`) compare runs with different lengths.
 
