@@ -7,7 +7,7 @@ import json
 import sys
 
 from .course import COURSE_DIR, NOTEBOOKS_DIR, CourseError, copy_course, run_course
-from .homework import HOMEWORK_DIR, build_homework, check_homework, format_check
+from .homework import HOMEWORK_DIR, SOURCE_DIR, build_homework, check_homework, format_check
 from .pretrain import PretrainConfig, pretrain
 from .sft import SFTConfig, sft
 from .teacher_corpus import TeacherConfig, build_teacher_corpus, pack_shards
@@ -52,7 +52,8 @@ def cmd_course(args: argparse.Namespace) -> int:
 
 def cmd_build(args: argparse.Namespace) -> int:
     """``homework`` and ``slides``: one output file per notebook."""
-    args.build(notebooks_dir=args.notebooks, out_dir=args.out, only=args.only)
+    extra = {"solutions_dir": args.solutions} if args.solutions else {}  # homework only
+    args.build(notebooks_dir=args.notebooks, out_dir=args.out, only=args.only, **extra)
     return 0
 
 
@@ -60,7 +61,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     status = 0
     for path in args.notebook:
         try:
-            results = check_homework(path, timeout=args.timeout, scale=args.scale)
+            results = check_homework(path, timeout=args.timeout, scale=args.scale, keep=args.keep)
         except CourseError as exc:
             print(f"rlhf-edu check: error: {exc}", file=sys.stderr)
             status = 2
@@ -123,15 +124,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", choices=["tiny", "gpt2", "auto"], default=None,
                    help="RLHF_EDU_SCALE (default: $RLHF_EDU_SCALE, else tiny, the scale of the references)")
     p.add_argument("--timeout", type=int, default=600, help="per-cell timeout in seconds (default 600)")
+    p.add_argument("--keep", default=None, metavar="DIR",
+                   help="also write each graded notebook (hidden tests restored, unexecuted) to DIR, e.g. for nbval")
     p.set_defaults(func=cmd_check)
 
     for name, build, out, help_ in (
-            ("homework", build_homework, HOMEWORK_DIR, "make student notebooks (solutions cleared, nbgrader-style)"),
+            ("homework", build_homework, HOMEWORK_DIR, "make the student notebooks from homework/source (nbgrader)"),
             ("slides", build_slides, SLIDES_DIR, "build offline reveal.js decks into slides/NN_name.slides.html")):
         p = sub.add_parser(name, help=help_)
         p.add_argument("--out", default=str(out), help=f"output directory (default {out.name}/)")
         p.add_argument("--only", default=None, help=only_help)
-        p.add_argument("--notebooks", default=str(NOTEBOOKS_DIR), help=argparse.SUPPRESS)
+        p.add_argument("--notebooks", default=str(SOURCE_DIR if build is build_homework else NOTEBOOKS_DIR),
+                       help=argparse.SUPPRESS)
+        p.add_argument("--solutions", default=None, metavar="DIR", help=argparse.SUPPRESS if name == "slides" else
+                       "also write the instructor notebooks (nbgrader metadata, hidden tests) to DIR")
         p.set_defaults(func=cmd_build, build=build)
     return parser
 

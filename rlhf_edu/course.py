@@ -9,8 +9,8 @@ working folder (how a pip-installed course is started).
 The notebook conventions this module relies on (see DESIGN.md):
 
 - notebooks are ``notebooks/NN_name.ipynb``;
-- an exercise is a code cell holding a ``### BEGIN SOLUTION`` ... ``### END SOLUTION`` region,
-  followed by one or more check cells whose first line is ``# NBVAL_CHECK_OUTPUT``;
+- a check cell's first line is ``# NBVAL_CHECK_OUTPUT`` (nbval compares its output);
+- homework has its own sources (``homework/source``, see :mod:`rlhf_edu.homework`);
 - cells carry ``metadata.slideshow.slide_type`` for the decks.
 """
 
@@ -31,10 +31,8 @@ from .resources import NOTEBOOKS_DIR, VENDOR_DIR, WORK_DIR
 
 COURSE_DIR = WORK_DIR / "build" / "course"
 
-NOTEBOOK_RE = re.compile(r"^(\d\d)_[A-Za-z0-9_]+\.ipynb$")
+NOTEBOOK_RE = re.compile(r"^(\d\d)_[A-Za-z0-9_]+$")
 CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
-BEGIN_SOLUTION = "### BEGIN SOLUTION"
-END_SOLUTION = "### END SOLUTION"
 CELL_TIMEOUT = 600
 
 # Offline assets inside slides/vendor/ (see slides/vendor/VERSIONS.md for where they come from).
@@ -70,7 +68,7 @@ def parse_only(only: str | Sequence[str] | None) -> list[str] | None:
         item = item.strip()
         if not item:
             continue
-        m = re.match(r"^(\d{1,2})(_.*)?$", item.removesuffix(".ipynb"))
+        m = re.match(r"^(\d{1,2})(_.*)?$", item.removesuffix(".ipynb").removesuffix(".py"))
         if not m:
             raise CourseError(f"--only: expected notebook numbers like 03,07, got {item!r}")
         out.append(f"{int(m.group(1)):02d}")
@@ -79,12 +77,14 @@ def parse_only(only: str | Sequence[str] | None) -> list[str] | None:
     return out
 
 
-def find_notebooks(notebooks_dir: Path | str = NOTEBOOKS_DIR, only: str | Sequence[str] | None = None) -> list[Path]:
-    """The course notebooks ``NN_name.ipynb`` in ``notebooks_dir``, in order; ``only`` filters by number."""
+def find_notebooks(notebooks_dir: Path | str = NOTEBOOKS_DIR, only: str | Sequence[str] | None = None,
+                   suffix: str = ".ipynb") -> list[Path]:
+    """The files ``NN_name.ipynb`` (or another ``suffix``) in ``notebooks_dir``, in order; ``only``
+    filters by number."""
     notebooks_dir = Path(notebooks_dir)
     if not notebooks_dir.is_dir():
         raise CourseError(f"notebooks directory not found: {notebooks_dir}")
-    found = sorted(p for p in notebooks_dir.iterdir() if NOTEBOOK_RE.match(p.name))
+    found = sorted(p for p in notebooks_dir.iterdir() if p.suffix == suffix and NOTEBOOK_RE.match(p.stem))
     wanted = parse_only(only)
     if wanted is not None:
         have = {p.name[:2] for p in found}
@@ -116,10 +116,6 @@ def write_notebook(nb: nbformat.NotebookNode, path: Path) -> None:
 
 def is_check_cell(cell) -> bool:
     return cell.cell_type == "code" and cell.source.lstrip().startswith(CHECK_MARK)
-
-
-def has_solution(cell) -> bool:
-    return cell.cell_type == "code" and BEGIN_SOLUTION in cell.source
 
 
 # --------------------------------------------------------------------------------------------
