@@ -28,6 +28,11 @@ KINDS = ("re-implementation", "derivation", "predict-then-run", "find-the-bug", 
 CHEATS = {
     "01_kl_directions": {1: "from rlhf_edu.divergences import kl_categorical as _kl\n"
                             "def kl_exact(p, q):\n    return float(_kl(torch.as_tensor(p), torch.as_tensor(q)))"},
+    "02_kl_estimation": {1: "def k3_own(log_ratio):\n    return getattr(dv, 'k3')(log_ratio)"},
+    "04_reward_collapse": {1: "import rlhf_edu.reward_collapse as _rc\n"
+                              "def objective(rewards, U):\n    return _rc.total_utility(rewards, _rc.Utility('power', 0.5))"},
+    "03_bradley_terry": {1: "def bt_nll(r_chosen, r_rejected, _loss=bt.bt_loss):\n"
+                            "    return _loss(r_chosen, r_rejected).losses.mean()"},
 }
 
 
