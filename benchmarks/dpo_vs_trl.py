@@ -4,13 +4,17 @@ Usage (from the repository root; needs the ``bench`` extra, TRL 1.16):
 
     python3 -m venv .venv-bench && .venv-bench/bin/pip install torch==2.13.0
     .venv-bench/bin/pip install -e ".[bench]"
-    .venv-bench/bin/python benchmarks/dpo_vs_trl.py            # about 5 min on a quiet 2-core CPU
+    .venv-bench/bin/python benchmarks/dpo_vs_trl.py            # 5 repeats, 1 thread: about 8 min
     .venv-bench/bin/python benchmarks/dpo_vs_trl.py --quick    # about 1 min smoke run
 
 The same work for both
 ----------------------
 * Model: the tiny base model (``rlhf_edu/data/tiny``, ``rlhf_edu.models.load_base_model``), float32, CPU,
-  ``--threads`` torch threads (2), dropout off, no gradient checkpointing, no autocast.
+  ``--threads`` torch threads (1), dropout off, no gradient checkpointing, no autocast.
+* Work per step, both sides: one forward + backward of the policy over one (2B, T) batch (B chosen
+  and B rejected sequences right-padded to the step's longest, T <= max_len), plus, in the
+  on-the-fly modes, one no-grad reference forward over the same batch; in the precompute modes one
+  reference pass over every training sequence before step 1 instead (in "total", not in step time).
 * Data: the first ``(warmup + steps) * batch_size`` pairs of
   ``preference_pairs(load_splits(0)["train"], seed=0)``, visited in the order of ``train_dpo``
   (one seeded permutation); TRL gets the dataset in that order with
@@ -42,6 +46,10 @@ Implementations compared
 * ``trl-precompute``: ``DPOTrainer`` with ``precompute_ref_log_probs=True`` (its fairest setting
   against ``ours``); its precompute batch size is our ``eval_batch_size``.
 
+The like-for-like pairs, the headline: ``ours-ref-model`` / ``trl`` (reference on the fly, both) and
+``ours`` / ``trl-precompute`` (reference log-probs precomputed, both). ``ours`` / ``trl`` is printed
+too but labelled as not like for like.
+
 What is timed
 -------------
 Each repeat of each implementation runs in a fresh subprocess (a fresh model; its own peak RSS,
@@ -50,24 +58,38 @@ TRL, TRL-precompute, ours, ...). *Step time* is the wall time of one optimizer s
 ``train_dpo``'s per-step ``seconds`` (collate, forward, loss, backward, clip, AdamW, metrics); for
 TRL the interval between consecutive ``on_step_end`` callbacks (data loading included).
 ``--warmup`` first steps are excluded; the figure is the median over all timed steps of all
-repeats. Tokens/s = median non-pad tokens per step (chosen + rejected) / median step time.
+repeats, with the spread of the repeats' own medians. Tokens/s = median non-pad tokens per step (chosen + rejected) / median step time.
 *Total* is the wall time from handing over the in-memory model and text pairs to the end of
 training: for ours the ``train_dpo`` call (reference precompute included), for TRL building the
 trainer (tokenising the dataset, precomputing if asked) plus ``trainer.train()``. Importing
 libraries and loading the model and pairs are not timed; RSS after them is shown as "setup RSS".
 
-Loss agreement
---------------
-Before timing, one subprocess scores the first batch with both: our ``pair_logprobs`` and
-``dpo_loss`` against TRL's ``compute_loss`` on the batch its own dataloader collates. At step 0 the
-policy equals the reference, so both losses would trivially be ln 2; the check therefore perturbs
-the policy with seeded Gaussian noise (std ``1e-2``) and keeps the unperturbed model as the
-reference. The line ``step-0 loss: ours X, TRL Y, |diff| Z`` must show ``Z <= 1e-5``, the token
-ids must be identical, else the script exits with status 1. The per-step training losses of the
-timed runs are compared too (max |ours - TRL| over all steps, printed).
+Checks (the script exits with status 1, before printing any ratio, if one fails)
+-------------------------------------------------------------------------------
+Before timing, one subprocess scores the first batch with ours (``pair_logprobs`` + ``dpo_loss``)
+and with TRL in both of its modes: ``compute_loss`` of a ``DPOTrainer`` with a reference model, and of
+one with ``precompute_ref_log_probs=True`` (whose batch carries the precomputed reference
+log-probs), each on the batch its own dataloader collates. At step 0 the policy equals the
+reference, so both losses would trivially be ln 2; the check therefore perturbs the policy with
+seeded Gaussian noise (std ``1e-2``) and keeps the unperturbed model as the reference. Both TRL
+losses must be within 1e-5 of ours, every one of the run's sequences must be token-identical, and
+every (2B, T) batch of the run must be identical on both sides (same rows, same width T). After
+the timed runs, before the table: the non-pad tokens of every step and TRL's (2B, T) shapes must
+equal the checked ones, and the per-step training losses of every pair of implementations must
+agree to 1e-5 over all steps (warm-up included).
 
-Where the time goes (torch.profiler / cProfile, tiny model, 2 threads)
---------------------------------------------------------------------
+Threads and load
+----------------
+``--threads`` (default 1) applies to every subprocess alike: ``torch.set_num_threads`` and
+OMP/MKL/OPENBLAS_NUM_THREADS. One thread is the primary measurement: on a shared 2-core machine a
+single-threaded process is not stalled by a busy neighbour core the way a 2-thread OpenMP team is.
+Each run records ``os.getloadavg()`` at its start and end, and the repeats are interleaved so that
+load falls on all implementations alike. The table gives the median and the spread (min-max of
+the repeats' medians); each like-for-like ratio is computed per repeat (ours repeat i / TRL
+repeat i) and given as median (min-max).
+
+Where the time goes (torch.profiler / cProfile, tiny model)
+-----------------------------------------------------------
 The tiny model's LM head (256 x 8,192) costs about as much as its four transformer blocks. Ours
 projects only the response positions through it (:func:`rlhf_edu.logprobs.masked_token_logprobs`,
 about 70% of the positions here: no prompt or pad logits), and computes no reference forward
