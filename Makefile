@@ -73,7 +73,7 @@ bench: setup bench-setup
 	$(BIN)/python benchmarks/dpo_step.py --scale tiny
 	$(BIN)/python benchmarks/ppo_step.py --scale tiny
 	.venv-bench/bin/python benchmarks/dpo_vs_trl.py
-	$(BIN)/python benchmarks/ppo_vs_trl.py
+	.venv-bench-ppo/bin/python benchmarks/ppo_vs_trl.py
 	$(BIN)/python benchmarks/gpt2_scale.py --quick
 	$(BIN)/python benchmarks/course_walltime.py --repeats 2
 
