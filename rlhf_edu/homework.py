@@ -54,12 +54,10 @@ def exercise(number: int, title: str):
 def library_calls(fn, *helpers) -> list[str]:
     """How ``fn`` reaches any of ``helpers``: the names (globals, closures, defaults, imports, attribute
     or ``getattr`` access on a module, functions of the notebook it uses in turn) that resolve to one."""
-    wanted = {id(h): h.__name__ for h in helpers}
+    wanted = {id(h): getattr(h, "__name__", type(h).__name__) for h in helpers}
     found, seen, todo = [], set(), [fn]
     while todo:
         f = todo.pop()
-        if id(f) in seen or not isinstance(f, types.FunctionType):
-            continue
         seen.add(id(f))
         names, codes = set(), [f.__code__]
         while codes:
@@ -70,7 +68,8 @@ def library_calls(fn, *helpers) -> list[str]:
         objs += [c.cell_contents for c in f.__closure__ or ()] + [*(f.__defaults__ or ()), *(f.__kwdefaults__ or {}).values()]
         objs += [getattr(m, n, None) for m in objs if isinstance(m, types.ModuleType) for n in names]
         found += [f"{wanted[id(o)]} (in {f.__name__})" for o in objs if id(o) in wanted]
-        todo += [o for o in objs if isinstance(o, types.FunctionType) and o.__module__ == fn.__module__]
+        todo += [o for o in objs if isinstance(o, types.FunctionType) and o.__module__ == fn.__module__
+                 and id(o) not in seen]
     return found
 
 
@@ -128,6 +127,7 @@ def solution_notebook(path: Path | str):
         check.metadata["nbgrader"] = {**ids, "grade_id": f"check_{ex.number}", "points": 1, "solution": False,
                                       "grade": True, "locked": True}
         check.outputs = [new_output("stream", name="stdout", text=f"Exercise {ex.number} ({ex.title}): PASS\n")]
+        check.execution_count = ex.number  # nbval compares only outputs of cells that ran
     return nb
 
 

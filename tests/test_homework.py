@@ -31,6 +31,18 @@ CHEATS = {
     "02_kl_estimation": {1: "def k3_own(log_ratio):\n    return getattr(dv, 'k3')(log_ratio)"},
     "04_reward_collapse": {1: "import rlhf_edu.reward_collapse as _rc\n"
                               "def objective(rewards, U):\n    return _rc.total_utility(rewards, _rc.Utility('power', 0.5))"},
+    "05_f_dpg": {1: "def js_pseudo_reward(log_t):\n    import rlhf_edu.fdpg as f\n    return f.pseudo_reward(log_t, 'js')"},
+    "06_fine_grained_rewards": {
+        1: "def _make():\n    place = rw.segment_rewards_to_tokens\n"
+           "    def fine_grained(ends, values, weights, kl, beta):\n        out = -beta * kl\n"
+           "        for e, v, w in zip(ends, values, weights):\n"
+           "            out = out + w * place([[rw.Segment(0, t, '') for t in e]], [v], len(kl))[0].double()\n"
+           "        return out\n    return fine_grained\nfine_grained = _make()",
+        3: "bug_line = 5\ndef sentence_ends_fixed(tokens):\n    return [s.end for s in rw.sentence_segments(tokens)]"},
+    "07_ppo_ptx": {1: "def gae_own(rewards, values, gamma, lam):\n    from rlhf_edu.ppo import gae as g\n"
+                      "    return g(rewards[None], values[None], torch.ones(1, len(rewards)), gamma, lam)[0][0].double()"},
+    "08_dpo_nll": {1: "def dpo_nll(pc, pr, rc, rr, lengths, beta, alpha, *, _f=dpo.dpo_nll_loss):\n"
+                      "    return _f(pc, pr, rc, rr, lengths, beta, alpha).losses.mean()"},
     "03_bradley_terry": {1: "def bt_nll(r_chosen, r_rejected, _loss=bt.bt_loss):\n"
                             "    return _loss(r_chosen, r_rejected).losses.mean()"},
 }
@@ -178,8 +190,8 @@ def test_library_call_answers_fail_and_edited_checks_do_not_count(source, tmp_pa
 
 
 def test_nbval_on_the_student_copy_and_on_the_graded_notebook(tmp_path):
-    """nbval: the unfilled copy fails; the graded notebook `check --keep` writes (hidden tests back in)
-    passes when the answers are right."""
+    """nbval: the unfilled copy fails; the filled copy passes, and so does the graded notebook that
+    `check --keep` writes (hidden tests back in)."""
     stem = SOURCES[0].stem
     filled = _filled(stem, tmp_path / "in")
     assert main(["check", str(filled), "--keep", str(tmp_path / "graded")]) == 0
@@ -188,9 +200,9 @@ def test_nbval_on_the_student_copy_and_on_the_graded_notebook(tmp_path):
     graded = tmp_path / "graded" / f"{stem}.ipynb"
     assert "BEGIN HIDDEN TESTS" in graded.read_text()
     proc = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "-q", "-rA", "-p", "no:cacheprovider",
-                           "--rootdir", str(tmp_path), str(student), str(graded)],
+                           "--rootdir", str(tmp_path), str(student), str(graded), str(filled)],
                           cwd=tmp_path, capture_output=True, text=True, timeout=600)
     out = proc.stdout
     assert re.search(r"^FAILED \S*student\.ipynb", out, re.M), out[-2000:]
-    assert not re.search(rf"^FAILED \S*graded/{stem}", out, re.M) and re.search(rf"^PASSED \S*graded/{stem}", out, re.M), \
-        out[-2000:]
+    for ok in (f"graded/{stem}", f"in/{stem}"):  # with the hidden tests, and the filled copy's visible ones
+        assert not re.search(rf"^FAILED \S*{ok}", out, re.M) and re.search(rf"^PASSED \S*{ok}", out, re.M), out[-2000:]

@@ -24,7 +24,6 @@
 import numpy as np
 import scipy
 import torch
-import torch.nn.functional as F
 
 import rlhf_edu.bradley_terry as bt
 from rlhf_edu.homework import assert_no_library_calls, exercise
