@@ -106,6 +106,7 @@ def test_student_copy_reads_right(source):
         assert check.metadata["nbgrader"]["grade"] and answer.metadata["nbgrader"]["solution"]
         heading = next(c.source for c in reversed(student.cells[:ex.answer_cell]) if c.cell_type == "markdown")
         assert heading.startswith(f"## Exercise {ex.number} ·") and any(f"({k})" in heading.split("\n")[0] for k in KINDS)
+        assert ("(re-implementation)" not in heading.split("\n")[0]) or ex.number in reimpl, "unguarded re-implementation"
     # the hidden tests are what the student does not see: each check has some
     for ex in exercises:
         assert "### BEGIN HIDDEN TESTS" in solution.cells[ex.check_cell].source

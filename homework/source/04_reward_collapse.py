@@ -9,7 +9,7 @@
 # %% [markdown]
 # # Homework 04 · Reward collapse
 #
-# Companion to lecture notebook 04. Three exercises; each answer cell holds a stub
+# Companion to lecture notebook 04. Four exercises; each answer cell holds a stub
 # (`raise NotImplementedError()`): replace the stub with your answer, then run the check cell under
 # it, which prints one line, `Exercise N (...): PASS` or `FAIL - reason`. The checks you see test the
 # form of your answer; the grader runs further tests you do not see. Do not edit the check cells
@@ -115,4 +115,37 @@ with exercise(3, "where the sqrt-utility rewards pile up"):
     ### BEGIN HIDDEN TESTS
     _observed = "ends" if share_ends > 0.3 else "middle" if share_middle > 0.3 else "flat"
     assert prediction == _observed, "the experiment says otherwise"
+    ### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Exercise 4 · A utility for open-ended prompts, on a budget (design)
+#
+# The prompt-aware fix of Lecture 6 gives open-ended prompts a utility whose optimal rewards spread
+# **evenly** over $[0, 1]$. Your budget is **three solves** of (4) with $n = 50$. Choose up to three
+# utilities from Class 1, $U(x) = x^\gamma$ with $0 < \gamma < 1$ (`("power", gamma)`), or Class 2,
+# $U(x) = -x^{-\gamma}$ with $0 < \gamma \le 1$ (`("inverse_power", gamma)`), list them in `tries` in the
+# order you would run them, and set `chosen` to the one you keep. The next cell solves exactly your
+# tries; the grader checks that `chosen`'s optimal rewards are within a Kolmogorov–Smirnov distance
+# of 0.05 of $\mathrm{Uniform}(0, 1)$. Use Theorems 1 and 2 to spend as few solves as you can.
+
+# %%
+### BEGIN SOLUTION
+tries = [("inverse_power", 1.0)]
+chosen = ("inverse_power", 1.0)
+### END SOLUTION
+
+# %%
+design = {(kind, float(g)): rc.optimal_rewards(50, rc.Utility(kind, float(g))).rewards for kind, g in list(tries)[:3]}
+for (kind, g), r in design.items():
+    print(f"{kind}, gamma = {g:g}: rewards from {r.min():.2f} to {r.max():.2f}, median {np.median(r):.2f}")
+
+# %%
+# NBVAL_CHECK_OUTPUT
+with exercise(4, "an even-spread utility within three solves"):
+    assert 1 <= len(tries) <= 3 and tuple(chosen) in [tuple(t) for t in tries], \
+        "at most three tries, and chosen must be one of them"
+    ### BEGIN HIDDEN TESTS
+    _r = design[(chosen[0], float(chosen[1]))]
+    _ks = scipy.stats.kstest(_r, "uniform").statistic  # against Uniform(0, 1), not the library's Beta
+    assert _ks <= 0.05, f"{chosen}: KS distance to Uniform(0, 1) is {_ks:.3f}"
     ### END HIDDEN TESTS

@@ -102,9 +102,9 @@ with exercise(2, "a token reward and a return by hand"):
 # %% [markdown]
 # ## Exercise 3 · Rewards one token late (find-the-bug)
 #
-# A colleague wrote this sentence segmenter and reward placement. On the example in the next cell
-# every sentence reward would land on the wrong token, and for a response that ends with a period
-# the last end index points past the response.
+# A colleague wrote this sentence segmenter; each sentence's reward is then placed on the token at
+# its end index. On the example in the next cell every sentence reward would land on the wrong
+# token, and for a response that ends with a period the last end index points past the response.
 #
 # ```python
 # def sentence_ends(tokens):                        # line 1
