@@ -31,7 +31,7 @@ wheel-check: setup
 
 # Maintainers: after editing notebooks/NN_name.py (or the .ipynb in Jupyter), sync the pair,
 # re-execute every notebook in place at tiny scale (outputs kept, volatile metadata dropped),
-# and regenerate the homework and the slides from them.
+# and rebuild the homework (from homework/source) and the slides.
 notebooks: setup
 	$(BIN)/jupytext --sync notebooks/[0-9][0-9]_*.ipynb
 	RLHF_EDU_SCALE=tiny $(BIN)/rlhf-edu course --scale tiny --in-place $(if $(ONLY),--only $(ONLY))
