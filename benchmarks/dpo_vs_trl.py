@@ -260,13 +260,13 @@ def worker_train(args) -> dict:
         from rlhf_edu.dpo import train_dpo
         from rlhf_edu.models import frozen_copy
 
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         ref_model = frozen_copy(model) if impl == "ours-ref-model" else None
         hist = train_dpo(model, tok, pairs, None, cfg, reference_model=ref_model, progress=False)
-        total_s = time.perf_counter() - t0
+        total_s, cpu_s = time.perf_counter() - t0, time.process_time() - c0
         step_s, tokens, losses, shapes = hist["seconds"], hist["tokens"], hist["loss"], None
     else:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         clock = StepClock()
         precompute = impl == "trl-precompute"
         trainer = Trainer(model=model, ref_model=None if precompute else copy.deepcopy(model),
@@ -274,7 +274,7 @@ def worker_train(args) -> dict:
                           processing_class=tok, callbacks=[clock])
         trainer.bench_losses, trainer.bench_tokens, trainer.bench_shapes = [], [], []
         trainer.train()
-        total_s = time.perf_counter() - t0
+        total_s, cpu_s = time.perf_counter() - t0, time.process_time() - c0
         step_s = [b - a for a, b in zip(clock.times, clock.times[1:])]
         tokens = [int(t) for t in trainer.bench_tokens]
         losses = [float(x) for x in trainer.bench_losses]
@@ -288,7 +288,7 @@ def worker_train(args) -> dict:
     import torch
 
     return dict(impl=impl, step_s=step_s[args.warmup:], tokens=tokens, losses=losses, shapes=shapes,
-                total_s=total_s, setup_rss_mb=setup_rss, setup_peak_mb=setup_peak, peak_rss_mb=_peak_rss_mb(),
+                total_s=total_s, cpu_s=cpu_s, setup_rss_mb=setup_rss, setup_peak_mb=setup_peak, peak_rss_mb=_peak_rss_mb(),
                 load=[load_start, os.getloadavg()[0]], threads=torch.get_num_threads())
 
 
@@ -394,6 +394,7 @@ def summarise(runs: list[dict], warmup: int) -> dict:
                 total_s=statistics.median(r["total_s"] for r in runs),
                 e2e_steps_per_s=steps / statistics.median(r["total_s"] for r in runs),
                 e2e_per_rep=[steps / r["total_s"] for r in runs],
+                cpu_per_rep=[steps / r["cpu_s"] for r in runs],  # steps per CPU second, set-up included
                 setup_rss_mb=statistics.median(r["setup_rss_mb"] for r in runs),
                 setup_peak_mb=statistics.median(r["setup_peak_mb"] for r in runs),
                 peak_rss_mb=statistics.median(r["peak_rss_mb"] for r in runs), losses=runs[0]["losses"])
@@ -470,7 +471,7 @@ def main(argv=None) -> int:
             r = run_worker(impl, worker_argv, args.threads)
             runs[impl].append(r)
             print(f"  repeat {rep + 1}/{args.repeats} {impl:>15}: median step "
-                  f"{statistics.median(r['step_s']) * 1e3:7.1f} ms, total {r['total_s']:6.2f} s, "
+                  f"{statistics.median(r['step_s']) * 1e3:7.1f} ms, total {r['total_s']:6.2f} s ({r['cpu_s']:6.2f} CPU s), "
                   f"peak RSS {r['peak_rss_mb']:6.0f} MB, {r['threads']} thread(s), load average "
                   f"{r['load'][0]:.2f} -> {r['load'][1]:.2f}", flush=True)
 
@@ -509,8 +510,10 @@ def main(argv=None) -> int:
         if o in res and t in res:
             rs = [a / b for a, b in zip(res[o]["per_rep"], res[t]["per_rep"])]
             e2e = [a / b for a, b in zip(res[o]["e2e_per_rep"], res[t]["e2e_per_rep"])]
+            cpu = [a / b for a, b in zip(res[o]["cpu_per_rep"], res[t]["cpu_per_rep"])]
             print(f"  {o} / {t} ({what}): steps/s x{spread(rs)[1]:.2f} (min x{min(rs):.2f}, max x{max(rs):.2f}); "
-                  f"end-to-end x{spread(e2e)[1]:.2f} (x{min(e2e):.2f}-x{max(e2e):.2f}); peak RSS "
+                  f"end-to-end x{spread(e2e)[1]:.2f} (x{min(e2e):.2f}-x{max(e2e):.2f}); end-to-end by CPU time "
+                  f"x{spread(cpu)[1]:.2f} (x{min(cpu):.2f}-x{max(cpu):.2f}); peak RSS "
                   f"x{res[o]['peak_rss_mb'] / res[t]['peak_rss_mb']:.2f}")
     if "ours" in res and "trl" in res:
         rs = [a / b for a, b in zip(res["ours"]["per_rep"], res["trl"]["per_rep"])]

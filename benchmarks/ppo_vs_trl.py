@@ -651,6 +651,9 @@ def summarise(runs: list[dict], batch_size: int) -> dict:
     out["per_rep"] = [per_run(r) for r in runs]
     out["spread"] = spread(out["per_rep"])
     out["cpu_total"] = statistics.median(per_run(r, "total", "cpu") for r in runs)
+    out["cpu_spread"] = spread([per_run(r, "total", "cpu") for r in runs])
+    for k in ("rollout", "scoring", "update"):
+        out["cpu_" + k] = statistics.median(per_run(r, k, "cpu") for r in runs)
     out["samples_per_s"] = batch_size / out["total"]
     out["peak_rss_mb"] = statistics.median(r["peak_rss_mb"] for r in runs)
     out["real_tokens"] = statistics.mean(w["real_tokens"] for r in runs for w in r["work"][1:])
@@ -755,7 +758,9 @@ def main(argv=None) -> int:
         out = WORKERS[args.profile](spec)
         prof.stop()
         print(f"{args.profile}: {per_run(out):.3f} s/iteration (median of {timed} after 1 warm-up), whole run profiled:")
-        print(prof.output_text(unicode=False, color=False, show_all=False))
+        # library frames hidden, except TRL's, ours' and the model forwards (what the comparison is about)
+        print(prof.output_text(unicode=False, color=False, show_all=False, processor_options={
+            "show_regex": r".*(/trl/|rlhf_edu/|benchmarks/|modeling_gpt2|torch/nn/functional).*"}))
         return 0
     timeout = 180 + 90 * spec["iterations"]
     t0 = time.perf_counter()
@@ -819,13 +824,17 @@ def main(argv=None) -> int:
         print(f"  {n}: {vers[n]}")
 
     print(f"\n| implementation | s/iteration, median (min-max) | rollout | scoring | update | samples/s | CPU s/iteration "
-          f"| peak RSS MB | generated width | real tokens per response | load average (min-max) |")
+          f"(min-max) | peak RSS MB | generated width | real tokens per response | load average (min-max) |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for n, s in results.items():
         print(f"| {LABELS[n]} | {s['total']:.3f} ({s['spread'][0]:.3f}-{s['spread'][2]:.3f}) | {s['rollout']:.3f} | "
-              f"{s['scoring']:.3f} | {s['update']:.3f} | {s['samples_per_s']:.1f} | {s['cpu_total']:.3f} | "
+              f"{s['scoring']:.3f} | {s['update']:.3f} | {s['samples_per_s']:.1f} | {s['cpu_total']:.3f} "
+              f"({s['cpu_spread'][0]:.3f}-{s['cpu_spread'][2]:.3f}) | "
               f"{s['peak_rss_mb']:.0f} | {'/'.join(map(str, s['widths']))} | {s['real_tokens']:.1f} | "
               f"{s['load'][0]:.2f}-{s['load'][1]:.2f} |")
+    print("CPU seconds per iteration by phase (median): " + "; ".join(
+        f"{n} rollout {s['cpu_rollout']:.3f}, scoring {s['cpu_scoring']:.3f}, update {s['cpu_update']:.3f}"
+        for n, s in results.items()))
     print("* RLOO: a different algorithm (no value model, 8 prompts x 4 samples, sequence-level loss), its own prompt "
           "order; same number of responses, tokens and optimizer steps per iteration; not the same work.")
     if args.eos == "block" and "trl_ppo" in results:
@@ -833,9 +842,11 @@ def main(argv=None) -> int:
         for n in ("ours_reuse", "ours", "trl_rloo"):
             if n in results:
                 rs = [t / o for t, o in zip(results["trl_ppo"]["per_rep"], results[n]["per_rep"])]
+                cpu = [per_run(t, "total", "cpu") / per_run(o, "total", "cpu") for t, o in zip(runs["trl_ppo"], runs[n])]
                 tag = {"ours_reuse": "like for like", "ours": "ours does one more forward pass",
                        "trl_rloo": "not the same work"}[n]
-                print(f"  {n} ({tag}): x{statistics.median(rs):.2f} (x{min(rs):.2f}-x{max(rs):.2f})")
+                print(f"  {n} ({tag}): wall x{statistics.median(rs):.2f} (x{min(rs):.2f}-x{max(rs):.2f}); "
+                      f"CPU time x{statistics.median(cpu):.2f} (x{min(cpu):.2f}-x{max(cpu):.2f})")
     elif args.eos == "allow":
         print("\nEOS allowed: the two sides train on different signals and generate different widths; no ratio printed.")
     print(f"\nwall time {time.perf_counter() - t0:.0f} s")
