@@ -159,13 +159,14 @@ def test_reference_solutions_pass_every_check(source, tmp_path):
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
-def test_unfilled_copy_fails_every_check_quickly(source, capsys):
+def test_unfilled_copy_fails_every_check_quickly(source, capsys, tmp_path):
     path = homework.HOMEWORK_DIR / f"{source.stem}.ipynb"
     before = (path.read_bytes(), path.stat().st_mtime_ns)
     t0 = time.perf_counter()
-    rc = main(["check", str(path)])
+    rc = main(["check", str(path), "--keep", str(tmp_path)])
     seconds = time.perf_counter() - t0
     assert (path.read_bytes(), path.stat().st_mtime_ns) == before  # a submission is never written
+    assert "### BEGIN HIDDEN TESTS" in (tmp_path / path.name).read_text()  # --keep: the graded notebook
     out = capsys.readouterr().out
     rows = re.findall(r"^(\d+)\s+.*?\s(PASS|FAIL)\s", out, re.M)
     assert rc == 1 and rows and all(v == "FAIL" for _, v in rows), out
@@ -191,15 +192,14 @@ def test_library_call_answers_fail_and_edited_checks_do_not_count(source, tmp_pa
 
 
 def test_nbval_on_the_student_copy_and_on_the_graded_notebook(tmp_path):
-    """nbval: the unfilled copy fails; the filled copy passes, and so does the graded notebook that
-    `check --keep` writes (hidden tests back in)."""
+    """nbval: the unfilled copy fails; the filled copy passes, and so does its graded notebook (the one
+    `check --keep` writes, hidden tests back in)."""
     stem = SOURCES[0].stem
     filled = _filled(stem, tmp_path / "in")
-    assert main(["check", str(filled), "--keep", str(tmp_path / "graded")]) == 0
+    graded = tmp_path / "graded" / f"{stem}.ipynb"  # what `check --keep` writes
+    course.write_notebook(homework.graded_notebook(nbformat.read(filled, as_version=4)), graded)
     student = tmp_path / "student.ipynb"
     student.write_bytes((homework.HOMEWORK_DIR / f"{stem}.ipynb").read_bytes())
-    graded = tmp_path / "graded" / f"{stem}.ipynb"
-    assert "BEGIN HIDDEN TESTS" in graded.read_text()
     proc = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "-q", "-rA", "-p", "no:cacheprovider",
                            "--rootdir", str(tmp_path), str(student), str(graded), str(filled)],
                           cwd=tmp_path, capture_output=True, text=True, timeout=600)
@@ -207,3 +207,33 @@ def test_nbval_on_the_student_copy_and_on_the_graded_notebook(tmp_path):
     assert re.search(r"^FAILED \S*student\.ipynb", out, re.M), out[-2000:]
     for ok in (f"graded/{stem}", f"in/{stem}"):  # with the hidden tests, and the filled copy's visible ones
         assert not re.search(rf"^FAILED \S*{ok}", out, re.M) and re.search(rf"^PASSED \S*{ok}", out, re.M), out[-2000:]
+
+
+def test_nbgrader_releases_the_same_copy_and_autogrades_with_the_hidden_tests(tmp_path):
+    """nbgrader's own pipeline on the instructor notebook (`rlhf-edu homework --solutions`): the
+    released copy has the student copy's cells, and autograde restores the hidden tests (a
+    library-call answer loses its point, the reference answers get theirs)."""
+    import os
+
+    stem = SOURCES[0].stem
+    (tmp_path / "nbgrader_config.py").write_text('c = get_config()\nc.CourseDirectory.course_id = "rlhf-edu"\n')
+    assert main(["homework", "--only", stem[:2], "--out", str(tmp_path / "scratch"),
+                 "--solutions", str(tmp_path / "source" / "hw")]) == 0
+    env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}  # nbgrader runs alembic
+    run = lambda *args: subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=tmp_path, env=env,  # noqa: E731
+                                       capture_output=True, text=True, timeout=600)
+    assert run("generate_assignment", "hw", "--force").returncode == 0
+    released = nbformat.read(tmp_path / "release" / "hw" / f"{stem}.ipynb", as_version=4)
+    committed = nbformat.read(homework.HOMEWORK_DIR / f"{stem}.ipynb", as_version=4)
+    assert [c.source for c in released.cells] == [c.source for c in committed.cells]
+    solution, _, exercises = _answer_cells(stem)
+    for ex in exercises:
+        released.cells[ex.answer_cell].source = CHEATS[stem].get(ex.number, solution.cells[ex.answer_cell].source)
+    (tmp_path / "submitted" / "alice" / "hw").mkdir(parents=True)
+    nbformat.write(released, tmp_path / "submitted" / "alice" / "hw" / f"{stem}.ipynb")
+    assert run("autograde", "hw", "--force").returncode == 0
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{tmp_path / 'gradebook.db'}") as gb:
+        sub = gb.find_submission("hw", "alice")
+        assert (sub.score, sub.max_score) == (len(exercises) - len(CHEATS[stem]), len(exercises))
