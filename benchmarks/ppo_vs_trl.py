@@ -1,6 +1,6 @@
 """Our ``train_ppo`` against TRL 1.12's ``PPOTrainer`` on the same work (and TRL 1.16's RLOO for orientation), CPU.
 
-    .venv-bench-ppo/bin/python benchmarks/ppo_vs_trl.py             # 5 interleaved repeats, 1 thread: ~8 min
+    .venv-bench-ppo/bin/python benchmarks/ppo_vs_trl.py             # 5 interleaved repeats, 1 thread: ~6 min
     .venv-bench-ppo/bin/python benchmarks/ppo_vs_trl.py --quick     # 1 repeat, 2 timed iterations: a smoke run
     .venv-bench-ppo/bin/python benchmarks/ppo_vs_trl.py --eos allow # EOS allowed: the cost of the convention
 
@@ -21,7 +21,8 @@ The same work for ours and TRL PPO (``--eos block``, the default)
   (``rlhf_edu.models.scalar_head_from_lm``; for TRL the same weights in a bias-free
   ``GPT2ForSequenceClassification``; ours' bias starts at zero, so the models start identical).
   float32, CPU, dropout off, gradient checkpointing off (``gradient_checkpointing=False`` on every TRL
-  config, whose default is True, and checked on the models after training), ``--threads`` torch
+  config, whose default is True, and checked on the models after training; TRL 1.12's PPOTrainer,
+  whose ``train`` is its own, leaves it off even at the default, RLOO's would turn it on), ``--threads`` torch
   threads in every process (``torch.set_num_threads`` and OMP/MKL/OPENBLAS_NUM_THREADS).
 * EOS forbidden, on both sides alike: a forward hook on the LM head of the policy and of the
   reference pins the EOS logit at -1e4 (probability exactly 0 in float32). Every response is then
