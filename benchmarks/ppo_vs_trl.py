@@ -841,11 +841,12 @@ def main(argv=None) -> int:
     if args.eos == "block" and "trl_ppo" in results:
         print("\nratios, TRL PPO s/iteration / ours (per interleaved repeat; median, min-max):")
         for n in ("ours_reuse", "ours", "trl_rloo"):
-            if n in results:
-                rs = [t / o for t, o in zip(results["trl_ppo"]["per_rep"], results[n]["per_rep"])]
-                cpu = [per_run(t, "total", "cpu") / per_run(o, "total", "cpu") for t, o in zip(runs["trl_ppo"], runs[n])]
+            if n in results and (n != "trl_rloo" or "ours_reuse" in results):
+                theirs, ours_n = ("trl_rloo", "ours_reuse") if n == "trl_rloo" else ("trl_ppo", n)
+                rs = [t / o for t, o in zip(results[theirs]["per_rep"], results[ours_n]["per_rep"])]
+                cpu = [per_run(t, "total", "cpu") / per_run(o, "total", "cpu") for t, o in zip(runs[theirs], runs[ours_n])]
                 tag = {"ours_reuse": "like for like", "ours": "ours does one more forward pass",
-                       "trl_rloo": "not the same work"}[n]
+                       "trl_rloo": "TRL RLOO / ours_reuse, not the same work"}[n]
                 print(f"  {n} ({tag}): wall x{statistics.median(rs):.2f} (x{min(rs):.2f}-x{max(rs):.2f}); "
                       f"CPU time x{statistics.median(cpu):.2f} (x{min(cpu):.2f}-x{max(cpu):.2f})")
     elif args.eos == "allow":
