@@ -786,7 +786,9 @@ def main(argv=None) -> int:
                       f"(max |diff|): {c['rows'] - c['padded_rows']} rows without prompt padding: policy "
                       f"{c['policy_unpadded']:.1e}, reference {c['ref_unpadded']:.1e}; {c['padded_rows']} left-padded "
                       f"rows: policy {c['policy_padded']:.1e}, reference {c['ref_padded']:.1e} (RLOO passes no "
-                      f"position_ids: GPT-2 then counts positions from the first pad, unlike its sampling)")
+                      f"position_ids: GPT-2 then counts positions from the first pad, unlike its sampling)"
+                      + ("; with EOS forbidden, RLOO's fused LM head reads the head's weight directly, misses the "
+                         "hook and keeps EOS in its log-probs, so no row agrees" if args.eos == "block" else ""))
         if args.check_only:
             return 0
         print("\nTimed runs:", flush=True)
