@@ -594,77 +594,7 @@ print("KL(s||pi) part > 0 for every biased sampler:",
 
 
 # %% [markdown] slideshow={"slide_type": "slide"}
-# ## 7. Exercises
-
-# %% slideshow={"slide_type": "subslide"}
-def my_k3(log_ratio):
-    """Schulman's k3 = (r - 1) - log r for log_ratio = log r = log Q(x) - log P(x), x ~ P.
-
-    log_ratio: tensor of any shape. Return a tensor of the same shape, accurate to about float
-    precision also for |log_ratio| ~ 1e-4 (hint: torch.expm1 alone is not enough there; use a short Taylor series near 0).
-    """
-    ### BEGIN SOLUTION
-    small = log_ratio.abs() < 1e-2
-    taylor = log_ratio**2 / 2 + log_ratio**3 / 6 + log_ratio**4 / 24 + log_ratio**5 / 120
-    return torch.where(small, taylor, torch.expm1(log_ratio) - log_ratio)
-    ### END SOLUTION
-
-
-# %% slideshow={"slide_type": "-"}
-# NBVAL_CHECK_OUTPUT
-test_lr = torch.tensor([-3.0, -0.5, -1e-3, -2e-4, 0.0, 3e-5, 1e-4, 0.02, 0.7, 2.0], dtype=torch.float32)
-ok = torch.allclose(my_k3(test_lr), dv.k3(test_lr), rtol=1e-4, atol=0)
-ok = ok and torch.allclose(my_k3(x[:1000] * 0.1 - 0.005), dv.k3(x[:1000] * 0.1 - 0.005), rtol=1e-10, atol=0)
-print("Exercise 1 (k3, stable for tiny log-ratios):", ok)
-
-
-# %% slideshow={"slide_type": "subslide"}
-def per_token_kl_loop(logits_p, logits_q):
-    """Exact KL(P_t || Q_t) at every position, with Python loops over positions.
-
-    logits_p, logits_q: (T, V) logits of P and Q. Return a (T,) tensor with
-    sum_v P_t(v) * (log P_t(v) - log Q_t(v)) at each position t.
-    """
-    ### BEGIN SOLUTION
-    out = []
-    for t in range(logits_p.shape[0]):
-        logp = torch.log_softmax(logits_p[t], -1)
-        logq = torch.log_softmax(logits_q[t], -1)
-        out.append((logp.exp() * (logp - logq)).sum())
-    return torch.stack(out)
-    ### END SOLUTION
-
-
-# %% slideshow={"slide_type": "-"}
-# NBVAL_CHECK_OUTPUT
-with torch.no_grad():
-    z = response_logits(model, safe.input_ids[:1], safe.attention_mask[:1], safe.prompt_length)[0].float()  # (R, V)
-ok = torch.allclose(per_token_kl_loop(z, reference_logits(z)), dv.per_token_kl(z[None], reference_logits(z)[None])[0],
-                    rtol=1e-4, atol=1e-6)
-print("Exercise 2 (exact per-token KL over the vocabulary):", ok)
-
-
-# %% slideshow={"slide_type": "subslide"}
-def sampler_mismatch(rollout):
-    """Per-response log s(y) - log pi(y) from a Rollout: how far the sampler s is from the policy.
-
-    Use rollout.sampler_logprobs (B, R), rollout.logprobs (B, R) and rollout.response_mask (B, R);
-    return a (B,) tensor summed over the response tokens (0 for the safe sampler).
-    """
-    ### BEGIN SOLUTION
-    diff = (rollout.sampler_logprobs - rollout.logprobs) * rollout.response_mask
-    return diff.sum(-1)
-    ### END SOLUTION
-
-
-# %% slideshow={"slide_type": "-"}
-# NBVAL_CHECK_OUTPUT
-ok = all(torch.allclose(sampler_mismatch(ro), rows[k]["s_vs_pi"], atol=1e-5) for k, ro in rollouts.items())
-ok = ok and bool((sampler_mismatch(safe) == 0).all()) and sampler_mismatch(rollouts["top_k=10"]).mean() > 0
-print("Exercise 3 (sampler-vs-policy log-ratio from the Rollout fields):", bool(ok))
-
-# %% [markdown] slideshow={"slide_type": "slide"}
-# ## 8. References
+# ## 7. References
 #
 # * N. Lambert, *RLHF book*, chapter "Regularization": eqs. (2)–(4) and the sampled-KL code sketch
 #   (its full-KL line lacks `log_target=True`; section 4.4).

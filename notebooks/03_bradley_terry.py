@@ -21,7 +21,8 @@
 # *comparing* two responses than at scoring one. The Bradley–Terry (BT) model turns comparisons into
 # a scalar reward. This notebook fits BT scores on a synthetic problem where the truth is known, then
 # trains a small GPT-2 reward model on real critic labels, measures how accurate and how calibrated
-# it is, and tries the Llama-2 margin loss.
+# it is, then trains it again on pairs labelled by a known gold judge, where label noise and model
+# error can be told apart, with centring and with the Llama-2 margin loss.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 1. Learning goals
@@ -34,7 +35,10 @@
 #    identified only **up to a constant** (hence centring and normalisation);
 # 3. train a reward model (GPT-2 backbone + scalar head) on preference pairs, and read its loss,
 #    held-out accuracy and calibration;
-# 4. use the margin loss (eq. 9 of the Regularization chapter) and see what it changes.
+# 4. measure a reward model against a known truth: the oracle's ceiling, accuracy by true gap;
+# 5. explain the prompt-dependent shift $c(x)$ that BT cannot identify, and what centring per prompt
+#    fixes;
+# 6. use the margin loss (eq. 9 of the Regularization chapter) and see what it changes.
 
 # %% slideshow={"slide_type": "skip"}
 # Colab or a fresh Jupyter: install the course package only if it is missing (in a clone,
@@ -59,6 +63,7 @@ from scipy import stats
 
 from rlhf_edu.config import get_scale, seed_everything
 from rlhf_edu import bradley_terry as bt
+from rlhf_edu import gold
 from rlhf_edu.data import load_splits, preference_pairs
 from rlhf_edu.models import load_reward_model, load_tokenizer
 from rlhf_edu.rewards import sentiment_reward  # VADER, a zero-shot sentiment scorer
@@ -87,6 +92,10 @@ plt.rcParams.update({"figure.dpi": 90, "axes.grid": True, "grid.alpha": 0.3})
 #
 # At a tie, $r_w = r_l$, the loss is $-\log\tfrac12 = \ln 2 \approx 0.693$: the value of an untrained
 # model that cannot tell the responses apart.
+#
+# **Notation warning.** The blog post "Understanding RLHF" (seed 002) writes the same loss with
+# $y_c$ for the *correct* (chosen) completion and $y_w$ for the **wrong** one, so its $y_w$ is the
+# *loser*, the opposite of Lecture 6's $y_w$ (the winner) used here.
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # **Normalisation** (Lecture 6). Because of the shift invariance, the overall level of $r_\phi$ is
@@ -139,11 +148,16 @@ for s in range(5):
             fits[N] = r_hat
 
 fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+ylim = (fits[5000].min() - 1.5, fits[5000].max() + 1.5)  # outliers of the 100-comparison fit are drawn at the edge
 for N, marker in [(100, "x"), (5000, "o")]:
-    axes[0].scatter(r_star - r_star.mean(), fits[N], marker=marker, label=f"{N} comparisons")
-lim = np.array([-4, 4])
-axes[0].plot(lim, lim, "k--", lw=1, label="y = x")
-axes[0].set(xlabel="true reward r* (centred)", ylabel="fitted reward (mean zero)", title="MLE recovers r* up to a constant")
+    y = np.clip(fits[N], *ylim)
+    axes[0].scatter(r_star, y, marker=marker, label=f"{N} comparisons")
+n_out = int(((fits[100] < ylim[0]) | (fits[100] > ylim[1])).sum())
+lim = np.array([r_star.min() - 0.5, r_star.max() + 0.5])
+axes[0].plot(lim, lim, "k:", lw=1, label="y = x: the true level")
+axes[0].plot(lim, lim - r_star.mean(), "k--", lw=1, label=f"y = x - {r_star.mean():.2f}: true rewards, centred")
+axes[0].set(xlabel="true reward r* (drawn around a level of 3)", ylabel="fitted reward (mean zero)", ylim=ylim,
+            title=f"MLE recovers r* up to a constant ({n_out} points at the edge are beyond it)")
 axes[0].legend(fontsize=8)
 axes[1].loglog(counts, errors.mean(0), "o-", label="RMSE, mean of 5 seeds")
 axes[1].loglog(counts, errors.mean(0)[-1] * np.sqrt(counts[-1] / np.array(counts)), "k:", label=r"$\propto 1/\sqrt{N}$")
@@ -152,8 +166,9 @@ axes[1].legend(fontsize=8)
 plt.tight_layout(); plt.show()
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# The true rewards had mean 3, the fit has mean 0, and yet the points lie on $y = x$ once both are
-# centred: the comparisons carry no information about the level. With many comparisons the error
+# The true rewards are drawn around 3 (the dotted line is $y = x$), the fit has mean 0, and the points lie on
+# the dashed line $y = x - \bar r^*$: the comparisons carry no information about the level, only about
+# differences. With many comparisons the error
 # falls like $1/\sqrt N$, as a maximum-likelihood estimate should. With 50–100 comparisons it is far
 # worse: some items never lose (or never win), their likelihood keeps improving as their reward goes
 # to $\pm\infty$, and only the tiny ridge in `fit_bt_mle` keeps them finite (the outliers on the left).
@@ -299,49 +314,206 @@ print("mean reward level during training (first, last 10 steps):",
       f"{np.mean(history['reward_mean'][:10]):+.2f}, {np.mean(history['reward_mean'][-10:]):+.2f}")
 
 # %% [markdown] slideshow={"slide_type": "slide"}
-# ### 4.4 The margin loss
+# ### 4.4 A known truth: pairs labelled by the gold oracle
 #
-# Llama 2's margins come from how strongly the labeller preferred one answer. Our critics give only
-# fresh/rotten, so we take the margin from VADER: $m = \max(0,\ \text{VADER}(y_w) - \text{VADER}(y_l))$
-# (in $[0, 2]$). Pairs whose sentiment differs a lot must be won by more; where VADER disagrees with
-# the critic we use no margin rather than a negative one, which would excuse ranking the pair the
-# wrong way. Everything else (seed, steps, data order) stays the same as the BT run.
+# With critic labels we cannot tell label noise from model error. The course's *gold judge*
+# (`rlhf_edu.gold`: sentiment times readability, the stand-in for a human) gives every response a
+# true score, and a Bradley–Terry oracle labels each pair: $y_a$ is preferred with probability
+# $\sigma\big((\text{gold}(y_a)-\text{gold}(y_b))/T\big)$, $T = 0.1$. So the truth is known pair by
+# pair: the gap $\Delta\text{gold}$, and the best accuracy *any* model can reach on these noisy labels,
+# the oracle's ceiling $\mathbb E[\max(p, 1-p)]$. The responses are two critic snippets of the same
+# movie (`snippet_pairs`); the held-out pairs are about the test movies.
 
 # %% slideshow={"slide_type": "skip"}
-train_margins = np.clip((sentiment_reward(train_pairs["chosen"]) - sentiment_reward(train_pairs["rejected"])).numpy(), 0, None)
-seed_everything(0, threads=2)
-margin_model = load_reward_model(scale)
-history_m = bt.train_reward_model(margin_model, tokenizer, train_pairs, held_out, config, margins=train_margins)
-ev_m = bt.evaluate_reward_model(margin_model, tokenizer, held_out, config)
-print(f"held-out accuracy: BT {ev['accuracy']:.3f}, margin loss {ev_m['accuracy']:.3f}")
-print(f"mean held-out reward gap: BT {ev['margin']:.3f}, margin loss {ev_m['margin']:.3f}")
+gold_train = gold.snippet_pairs(splits["train"], seed=0)
+gold_held = gold.snippet_pairs(splits["test"], seed=1)
+gold_held = gold_held.select(range(min(scale.eval_pairs, len(gold_held))))
+true_gap = np.array(gold_held["gold_chosen"]) - np.array(gold_held["gold_rejected"])  # (P,) gold(y_w) - gold(y_l)
+p_true = 1 / (1 + np.exp(-np.abs(true_gap) / gold.TEMPERATURE))
+ceiling = p_true.mean()
+se_pairs = math.sqrt(0.25 / len(gold_held))  # SE of an accuracy near 0.5 on these pairs
+print(f"{len(gold_train)} training pairs, {len(gold_held)} held-out pairs; oracle temperature {gold.TEMPERATURE}")
+print(f"oracle's ceiling on the held-out labels: {ceiling:.3f}; the gold itself scores {(true_gap > 0).mean():.3f} "
+      f"on the labels it produced (sampling error {se_pairs:.3f})")
+
+
+def train_and_evaluate(train, held, margins=None, **overrides):
+    # A fresh reward model trained with the same seed, data order and sizes as the BT run of 4.3.
+    seed_everything(0, threads=2)
+    rm = load_reward_model(scale)
+    cfg = bt.RewardModelConfig.from_scale(scale, freeze_layers=n_layers // 2, eval_every=40, **overrides)
+    hist = bt.train_reward_model(rm, tokenizer, train, held, cfg, margins=margins)
+    return rm, hist, bt.evaluate_reward_model(rm, tokenizer, held, cfg)
+
+
+gold_rm, gold_hist, gold_ev = train_and_evaluate(gold_train, gold_held)
+gap_rm = (gold_ev["r_chosen"] - gold_ev["r_rejected"]).numpy()  # (P,) the model's reward gap
+rho_gap = stats.spearmanr(gap_rm, true_gap).statistic
+print(f"held-out accuracy {gold_ev['accuracy']:.3f} (step 0: {gold_hist['eval_accuracy'][0]:.3f}); "
+      f"Spearman of the model's gap with the true gap {rho_gap:.2f}")
 
 # %% slideshow={"slide_type": "subslide"}
-held_margin = np.clip((vader_c - vader_r).numpy(), 0, None)
-bins = np.array([0.0, 1e-9, 0.5, 1.0, 2.01])
-labels = ["m = 0", "0 < m < 0.5", "0.5 ≤ m < 1", "m ≥ 1"]
-which = np.digitize(held_margin, bins[1:-1])
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-x = np.arange(len(labels))
-for off, (name, e) in zip((-0.2, 0.2), [("BT loss", ev), ("margin loss (9)", ev_m)]):
-    g = (e["r_chosen"] - e["r_rejected"]).numpy()
-    axes[0].bar(x + off, [g[which == k].mean() for k in range(len(labels))], width=0.4, label=name)
-axes[0].set_xticks(x, [f"{lab}\n({(which == k).sum()} pairs)" for k, lab in enumerate(labels)], fontsize=8)
-axes[0].set(ylabel=r"mean held-out reward gap $r_w - r_l$", title="Reward gap by VADER margin")
+abs_bins = np.array([0, 0.1, 0.3, 0.6, 2.01])
+abs_labels = ["|Δgold| < 0.1", "0.1–0.3", "0.3–0.6", "≥ 0.6"]
+which_abs = np.digitize(np.abs(true_gap), abs_bins[1:-1])
+right = np.sign(gap_rm) == np.sign(true_gap)  # ranked as the truth ranks it
+fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+ax = axes[0]
+ax.scatter(true_gap, gap_rm, s=10, alpha=0.6)
+ax.axhline(0, color="k", lw=0.8); ax.axvline(0, color="k", lw=0.8)
+ax.set(xlabel=r"true gap gold($y_w$) - gold($y_l$)", ylabel=r"model's gap $r_w - r_l$",
+       title=f"Reward differences against the truth (Spearman {rho_gap:.2f})")
+ax = axes[1]
+acc_bin = [right[which_abs == k].mean() for k in range(4)]
+se_bin = [math.sqrt(a * (1 - a) / max(1, (which_abs == k).sum())) for k, a in enumerate(acc_bin)]
+oracle_bin = [p_true[which_abs == k].mean() for k in range(4)]
+x = np.arange(4)
+ax.bar(x - 0.2, acc_bin, 0.4, yerr=[2 * e for e in se_bin], capsize=3, label="reward model (±2 SE)")
+ax.bar(x + 0.2, oracle_bin, 0.4, color="tab:gray", label="oracle: P(label agrees with the truth)")
+ax.axhline(0.5, color="k", ls=":", lw=1)
+ax.set_xticks(x, [f"{lab}\n({(which_abs == k).sum()} pairs)" for k, lab in enumerate(abs_labels)], fontsize=8)
+ax.set(ylabel="agreement with the true ranking", ylim=(0, 1.05), title="Accuracy by the size of the true gap")
+ax.legend(fontsize=8)
+plt.tight_layout(); plt.show()
+
+# %% [markdown] slideshow={"slide_type": "-"}
+# **What the known truth tells us.** The labels cost 8 points: even the gold itself agrees with its
+# oracle's labels only 0.907 of the time, against an expected ceiling of 0.920 (within sampling
+# error, as it should be). The reward model is far below that ceiling: 0.523 held-out accuracy at the
+# end, where it also started, with a peak of 0.60 at step 80 (the accuracy curve in 4.6). So at this
+# scale the gap is the **model's**, not the labels': 1,500 pairs and 120 steps do not teach a 4-layer
+# network the sentiment the gold reads. With the critic labels of 4.3 the two causes cannot be told
+# apart. What it did learn points the right way: the mean gap it gives grows with the true gap
+# (left panel of 4.6's figure: from $-0.14$ on the closest pairs to $+0.28$ on pairs with
+# $|\Delta\text{gold}| \ge 0.6$, the only bin clear of zero by 2 SE), and its gaps correlate with the
+# true gaps with Spearman 0.20. Recovering the differences themselves does not happen at this scale;
+# the GPT-2 preset is where to try it.
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ### 4.5 Centring, and the shift BT cannot see
+#
+# The BT loss sees only differences of rewards *for the same prompt*. So it cannot see the overall
+# level (section 4.1), and, more generally, it cannot see any **prompt-dependent shift**: $r(x, y)$ and
+# $r(x, y) + c(x)$ give every pair the same probability, for any function $c$. Lecture 6's
+# normalisation $\mathbb E[r_\phi(x, y)] = 0$ "for all $x$" is exactly the choice that removes $c(x)$:
+# centre per prompt, not over the whole dataset. First, the centring penalty $c\cdot(r_w + r_l)^2$ in
+# training, same run as 4.4 otherwise:
+
+# %% slideshow={"slide_type": "skip"}
+centring_coef = 0.01
+cent_rm, cent_hist, cent_ev = train_and_evaluate(gold_train, gold_held, centring_coef=centring_coef)
+level = {name: np.array(h["reward_mean"]) for name, h in [("BT", gold_hist), (f"BT + centring {centring_coef}", cent_hist)]}
+for name, v in level.items():
+    print(f"{name:22s} mean reward level, last 20 steps {v[-20:].mean():+.2f} (sd over steps {v[-20:].std():.2f})")
+print(f"held-out accuracy: BT {gold_ev['accuracy']:.3f}, with centring {cent_ev['accuracy']:.3f}")
+
+# %% slideshow={"slide_type": "subslide"}
+fig, ax = plt.subplots(figsize=(6.5, 3.6))
+for name, v in level.items():
+    ax.plot(np.array(gold_hist["step"]), v, label=name)
+ax.axhline(0, color="k", lw=0.8)
+ax.set(xlabel="step", ylabel=r"mean reward $(r_w + r_l)/2$ of the batch", title="The level BT cannot see, pinned by centring")
+ax.legend(fontsize=8); plt.tight_layout(); plt.show()
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# Without centring the level drifts to $+1.41$ over the last 20 steps (the BT loss has no reason to
+# stop it); with $c = 0.01$ it stays at $+0.03$, within its step-to-step spread (0.22). Held-out
+# accuracy (0.523 against 0.556) does not differ beyond its standard error of 0.034: centring fixes
+# the level without touching the ranking, as it should.
+#
+# **A prompt-dependent shift.** Add a random $c(x)$ per movie to the trained model's held-out
+# rewards. Every BT quantity is unchanged; what changes is any comparison *across* prompts, here the
+# correlation of all held-out rewards with their gold scores. Centring per prompt removes it.
+
+# %% slideshow={"slide_type": "-"}
+movies = sorted(set(gold_held["prompt"]))
+c_x = dict(zip(movies, np.random.default_rng(0).normal(0, 2, len(movies))))
+shift = torch.tensor([c_x[x] for x in gold_held["prompt"]], dtype=gold_ev["r_chosen"].dtype)
+r_c, r_r = gold_ev["r_chosen"], gold_ev["r_rejected"]
+loss_same = torch.allclose(bt.bt_loss(r_c, r_r).losses, bt.bt_loss(r_c + shift, r_r + shift).losses, atol=1e-6)
+acc_same = bt.pairwise_accuracy(r_c, r_r) == bt.pairwise_accuracy(r_c + shift, r_r + shift)
+print("BT losses and accuracy unchanged by r + c(x):", loss_same and acc_same)
+gold_all = np.concatenate([gold_held["gold_chosen"], gold_held["gold_rejected"]])
+prompts_all = list(gold_held["prompt"]) * 2
+
+
+def per_prompt_centred(r):
+    # r (2P,) minus the mean of its prompt's rewards: E_y[r(x, y)] = 0 for every x.
+    r = np.asarray(r, dtype=float)
+    means = {x: r[[i for i, p in enumerate(prompts_all) if p == x]].mean() for x in set(prompts_all)}
+    return r - np.array([means[x] for x in prompts_all])
+
+
+for name, r in [("r", torch.cat([r_c, r_r])), ("r + c(x)", torch.cat([r_c + shift, r_r + shift]))]:
+    r = r.numpy()
+    print(f"{name:9s} Spearman with gold over all held-out responses: {stats.spearmanr(r, gold_all).statistic:+.2f}; "
+          f"after per-prompt centring: {stats.spearmanr(per_prompt_centred(r), gold_all).statistic:+.2f}")
+
+# %% [markdown] slideshow={"slide_type": "-"}
+# The shift leaves every pair's loss alone, yet it drops the pooled correlation with the gold from
+# 0.13 to 0.04; centring per prompt gives 0.19 for both. Where this matters:
+#
+# * **Notebook 04** compares the *distribution* of rewards a model assigns to the completions of
+#   each prompt; any analysis that pools rewards over prompts inherits $c(x)$.
+# * **PPO** (notebook 07). The optimum $\pi^*(y\mid x) \propto \pi_{\text{ref}}(y\mid x)\exp(r(x,y)/\beta)$
+#   is normalised per prompt, so $c(x)$ cancels in it. But whitening rewards over a batch, logging a
+#   mean reward, or comparing samples across prompts all see $c(x)$: a prompt the reward model
+#   happens to like shows up as a high reward, not as a good response. A per-prompt baseline (a value
+#   function, or the mean of several samples per prompt as in RLOO/GRPO) removes it.
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ### 4.6 The margin loss, with the labeller's strength of preference
+#
+# Llama 2's margins come from how strongly the labeller preferred one answer ("significantly
+# better" … "negligibly better"). Our oracle labeller can report that too: with its probability
+# $p$ of the label it gave, it says *significantly better* ($m = 1$) when $p > 0.9$, *better*
+# ($m = 0.5$) when $p > 0.7$, and otherwise no margin. These ratings are a coarse, noisy view of the
+# true gap, which is what a human rating is. We compare on the truth: accuracy against the true
+# ranking, binned by the true gap, and how well the model's gaps follow the true gaps.
+
+# %% slideshow={"slide_type": "skip"}
+p_label = np.array(gold_train["p_chosen"])
+train_margins = np.where(p_label > 0.9, 1.0, np.where(p_label > 0.7, 0.5, 0.0))
+print("training pairs by rating (m = 0, 0.5, 1):", [int((train_margins == m).sum()) for m in (0.0, 0.5, 1.0)])
+margin_rm, history_m, ev_m = train_and_evaluate(gold_train, gold_held, margins=train_margins)
+gap_m = (ev_m["r_chosen"] - ev_m["r_rejected"]).numpy()
+right_m = np.sign(gap_m) == np.sign(true_gap)
+rho_m = stats.spearmanr(gap_m, true_gap).statistic
+# paired differences over the same held-out pairs: (margin right) - (BT right)
+d_right = right_m.astype(float) - right.astype(float)
+se_d = d_right.std(ddof=1) / math.sqrt(len(d_right))
+print(f"agreement with the true ranking: BT {right.mean():.3f}, margin {right_m.mean():.3f}; "
+      f"paired difference {d_right.mean():+.3f} ± {se_d:.3f} (SE)")
+print(f"Spearman of the gaps with the true gaps: BT {rho_gap:.2f}, margin {rho_m:.2f}; "
+      f"mean held-out gap: BT {gap_rm.mean():.3f}, margin {gap_m.mean():.3f}")
+
+# %% slideshow={"slide_type": "subslide"}
+fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+x = np.arange(4)
+for off, (name, g) in zip((-0.2, 0.2), [("BT loss", gap_rm), ("margin loss (9)", gap_m)]):
+    axes[0].bar(x + off, [g[which_abs == k].mean() for k in range(4)], width=0.4,
+                yerr=[2 * g[which_abs == k].std() / math.sqrt(max(1, (which_abs == k).sum())) for k in range(4)],
+                capsize=3, label=name)
+axes[0].set_xticks(x, [f"{lab}\n({(which_abs == k).sum()} pairs)" for k, lab in enumerate(abs_labels)], fontsize=8)
+axes[0].set(ylabel=r"mean held-out gap $r_w - r_l$ (±2 SE)", title="Reward gap by the size of the true gap")
 axes[0].legend(fontsize=8)
-axes[1].plot(history["eval_step"], history["eval_accuracy"], "o-", label="BT loss")
+axes[1].plot(gold_hist["eval_step"], gold_hist["eval_accuracy"], "o-", label="BT loss")
 axes[1].plot(history_m["eval_step"], history_m["eval_accuracy"], "s-", label="margin loss (9)")
-axes[1].axhline(acc_vader, color="tab:green", ls="--", label="VADER zero-shot")
-axes[1].set(xlabel="step", ylabel="held-out accuracy", title="Accuracy during training")
+axes[1].axhline(ceiling, color="tab:gray", ls="--", label="oracle's ceiling")
+axes[1].axhline(0.5, color="k", ls=":", lw=1)
+axes[1].set(xlabel="step", ylabel="held-out accuracy (oracle labels)", title="Accuracy during training")
 axes[1].legend(fontsize=8)
 plt.tight_layout(); plt.show()
 
 # %% [markdown] slideshow={"slide_type": "-"}
-# The margin loss keeps pushing a pair apart until its gap exceeds $m$, so the model learns larger
-# reward gaps, and most of all on pairs with a large VADER margin. Its effect on accuracy is small
-# here: the margin changes *how far apart* the model puts pairs more than *which* pairs it ranks
-# right. Note also that with a margin the loss no longer starts at $\ln 2$: at a tie it is
-# $-\log\sigma(-m) > \ln 2$.
+# The margin loss does what it asks for: larger gaps (mean 0.195 against 0.124), largest on the
+# pairs whose true gap is largest. Whether it ranks better is not shown at this scale: it agrees with
+# the true ranking on 0.565 of the held-out pairs against BT's 0.546, a paired difference of
+# $+0.019 \pm 0.013$, under 2 standard errors; the Spearman of its gaps with the true gaps is no
+# better (0.18 against 0.20). Both runs peak at step 80 (0.60) and fall back, far below the oracle's
+# ceiling of 0.92.
+#
+# With a margin the loss no longer starts at $\ln 2$: at a tie it is $-\log\sigma(-m) > \ln 2$.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 5. What the logged metrics mean
@@ -379,95 +551,20 @@ print("NLL is shift invariant (spread < 1e-6):", max(nlls) - min(nlls) < 1e-6)
 # %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 print(f"VADER zero-shot held-out accuracy: {acc_vader:.2f}")
-print("reward model: held-out loss starts within 0.05 of ln 2:", abs(history["eval_loss"][0] - math.log(2)) < 0.05)
-print("reward model: held-out accuracy > 0.53:", ev["accuracy"] > 0.53)
-print("reward model: held-out loss fell:", history["eval_loss"][-1] < history["eval_loss"][0])
-print("margin loss: larger mean held-out reward gap than BT:", ev_m["margin"] > ev["margin"])
-print("margin loss: held-out accuracy > 0.53:", ev_m["accuracy"] > 0.53)
+print("critic reward model: held-out accuracy more than 3 SE above chance:", ev["accuracy"] > 0.5 + 3 * math.sqrt(0.25 / len(held_out)))
+print("oracle: the gold agrees with its own labels within 3 SE of the ceiling:",
+      abs((true_gap > 0).mean() - ceiling) < 3 * math.sqrt(ceiling * (1 - ceiling) / len(gold_held)))
+print("gold reward model: below the oracle's ceiling by more than 3 SE:", gold_ev["accuracy"] < ceiling - 3 * se_pairs)
+print("BT unchanged by a prompt-dependent shift c(x):", loss_same and acc_same)
 
 
 # %% [markdown] slideshow={"slide_type": "slide"}
-# ## 7. Exercises
-#
-# Fill in the bodies between the solution markers; the cell after each exercise checks your function
-# against the library.
-
-# %% slideshow={"slide_type": "subslide"}
-def bt_nll(r_chosen, r_rejected):
-    """Per-pair BT negative log-likelihood -log sigma(r_w - r_l), numerically stable.
-
-    r_chosen, r_rejected: (B,) float tensors. Returns (B,). Hint: -log sigma(d) = log(1 + e^-d);
-    write it so that d = -1000 gives 1000, not inf (torch.nn.functional.softplus, or a max trick).
-    """
-    ### BEGIN SOLUTION
-    d = r_chosen - r_rejected
-    return torch.clamp(-d, min=0) + torch.log1p(torch.exp(-d.abs()))
-    ### END SOLUTION
-
-
-# %% slideshow={"slide_type": "-"}
-# NBVAL_CHECK_OUTPUT
-g = torch.Generator().manual_seed(0)
-a, b = 5 * torch.randn(100, generator=g, dtype=torch.float64), 5 * torch.randn(100, generator=g, dtype=torch.float64)
-a[:2], b[:2] = torch.tensor([-1000.0, 1000.0], dtype=torch.float64), 0.0
-ok = torch.allclose(bt_nll(a, b), bt.bt_loss(a, b)[0], rtol=1e-10, atol=1e-12) and bool(torch.isfinite(bt_nll(a, b)).all())
-print("Exercise 1 (stable BT negative log-likelihood):", ok)
-
-
-# %% slideshow={"slide_type": "subslide"}
-def fit_two_items(k, N):
-    """Closed-form BT MLE for two items: item 0 beat item 1 in k of N comparisons (0 < k < N).
-
-    Returns the fitted reward gap r_0 - r_1 (a float). Hint: the MLE matches sigma(gap) to k / N.
-    """
-    ### BEGIN SOLUTION
-    return math.log(k / (N - k))
-    ### END SOLUTION
-
-
-# %% slideshow={"slide_type": "-"}
-# NBVAL_CHECK_OUTPUT
-ok = True
-for k, N in [(7, 10), (3, 10), (50, 60)]:
-    w2 = np.array([0] * k + [1] * (N - k)); l2 = 1 - w2
-    r2 = bt.fit_bt_mle(2, w2, l2, l2=0.0)
-    ok = ok and abs(fit_two_items(k, N) - (r2[0] - r2[1])) < 1e-5
-print("Exercise 2 (two-item MLE in closed form):", ok)
-
-
-# %% slideshow={"slide_type": "subslide"}
-def reliability_table(p_pred, outcomes, n_bins):
-    """Observed frequency of the event in each of n_bins equal bins of [0, 1] of p_pred.
-
-    p_pred, outcomes: (B,) numpy arrays (probabilities, 0/1). A prediction equal to 1.0 belongs to
-    the last bin. Returns a (n_bins,) array with NaN for empty bins.
-    """
-    ### BEGIN SOLUTION
-    idx = np.minimum((p_pred * n_bins).astype(int), n_bins - 1)
-    out = np.full(n_bins, np.nan)
-    for k in range(n_bins):
-        if np.any(idx == k):
-            out[k] = outcomes[idx == k].mean()
-    return out
-    ### END SOLUTION
-
-
-# %% slideshow={"slide_type": "-"}
-# NBVAL_CHECK_OUTPUT
-rng = np.random.default_rng(1)
-p = rng.random(500) ** 2
-y = (rng.random(500) < p).astype(float)
-mine, ref = reliability_table(p, y, 8), bt.calibration(p, y, n_bins=8)
-ok = np.allclose(mine[~np.isnan(mine)], ref["observed"]) and (~np.isnan(mine)).sum() == len(ref["observed"])
-print("Exercise 3 (binned reliability table):", bool(ok))
-
-# %% [markdown] slideshow={"slide_type": "slide"}
-# ## 8. References
+# ## 7. References
 #
 # * Y. Yang, Lecture 6 "RLHF in Language Models" (PKU, 2023), section "Reward model in RLHF": the BT
 #   model, the reward-model loss, reward normalisation.
 # * N. Lambert, *RLHF book*, chapter "Regularization": eq. (9), the Llama-2 margin loss.
-# * "Understanding RLHF" (blog post, 2023): the reward-model loss.
+# * "Understanding RLHF" (blog post, 2023): the reward-model loss (its $y_w$ is the *losing* completion).
 # * R. A. Bradley and M. E. Terry, "Rank analysis of incomplete block designs", *Biometrika*, 1952.
 # * H. Touvron et al., "Llama 2: open foundation and fine-tuned chat models", 2023 (margin loss).
 # * B. Pang and L. Lee, "Seeing stars", ACL 2005 (the Rotten Tomatoes snippets);
