@@ -805,78 +805,7 @@ print("frontier slope equals beta (to 1e-4):", abs(slope - beta) < 1e-4)
 print("beta -> 0: pi* -> argmax r:", int(stars[-1].argmax()) == int(reward.argmax()), f"(mass {stars[-1].max().item():.2f})")
 
 # %% [markdown] slideshow={"slide_type": "slide"}
-# ## 7. Exercises
-#
-# Fill in the bodies between the solution markers; the cell after each exercise checks your function
-# against the library.
-
-# %% slideshow={"slide_type": "subslide"}
-def kl_from_scratch(p, q):
-    """Exact KL(P||Q) (eq. 3) for 1-D probability tensors p, q of shape (V,).
-
-    Use 0 * log 0 = 0, and return +inf when some p > 0 has q == 0. Returns a 0-d tensor.
-    """
-    ### BEGIN SOLUTION
-    terms = torch.where(p > 0, p * (torch.log(p) - torch.log(q)), torch.zeros_like(p))
-    return terms.sum()
-    ### END SOLUTION
-
-
-# %% slideshow={"slide_type": "-"}
-# NBVAL_CHECK_OUTPUT
-cases = [(p_tok, q_fwd), (q_rev, p_tok)] + [(torch.tensor(P), torch.tensor(Q)) for P, Q in pairs.values()]
-cases += [(Q_, P_) for P_, Q_ in cases]
-ok = all(np.isclose(float(kl_from_scratch(P_, Q_)), dv.kl_categorical(P_, Q_).item(), rtol=1e-9)
-         or (np.isinf(float(kl_from_scratch(P_, Q_))) and np.isinf(dv.kl_categorical(P_, Q_).item()))
-         for P_, Q_ in cases)
-print("Exercise 1 (exact KL with the 0 log 0 and Q=0 conventions):", ok)
-
-
-# %% slideshow={"slide_type": "subslide"}
-def optimal_policy_by_ascent(pi_ref, reward, beta, steps=3000, lr=0.05):
-    """Maximise J(pi) = E_pi[r] - beta * KL(pi || pi_ref) numerically.
-
-    pi_ref: (Y,) probabilities; reward: (Y,); beta > 0. Parameterise pi = softmax(logits), run
-    gradient ascent on J (you may use dv.kl_regularized_objective or write J yourself), and
-    return the final pi as a detached (Y,) tensor.
-    """
-    ### BEGIN SOLUTION
-    logits = torch.zeros_like(pi_ref, requires_grad=True)
-    opt = torch.optim.Adam([logits], lr=lr)
-    for _ in range(steps):
-        pi = torch.softmax(logits, -1)
-        J = (pi * reward).sum() - beta * dv.kl_categorical(pi, pi_ref)
-        opt.zero_grad()
-        (-J).backward()
-        opt.step()
-    return torch.softmax(logits, -1).detach()
-    ### END SOLUTION
-
-
-# %% slideshow={"slide_type": "-"}
-# NBVAL_CHECK_OUTPUT
-ok = all((optimal_policy_by_ascent(pi_ref, reward, b) - dv.kl_regularized_optimum(pi_ref, reward, b)).abs().max() < 1e-3
-         for b in (1.0, 0.2))
-print("Exercise 2 (pi* found numerically matches pi_ref * exp(r / beta) / Z):", ok)
-
-
-# %% slideshow={"slide_type": "subslide"}
-def gaussian_kl(mu_p, sigma_p, mu_q, sigma_q):
-    """Closed-form KL(N(mu_p, sigma_p^2) || N(mu_q, sigma_q^2)) for Python floats; return a float."""
-    ### BEGIN SOLUTION
-    return float(np.log(sigma_q / sigma_p) + (sigma_p**2 + (mu_p - mu_q) ** 2) / (2 * sigma_q**2) - 0.5)
-    ### END SOLUTION
-
-
-# %% slideshow={"slide_type": "-"}
-# NBVAL_CHECK_OUTPUT
-args = [(0.0, 1.0, 1.0, 1.0), (0.3, 0.5, -1.0, 2.0), (2.0, 3.0, 0.0, 0.7)]
-ok = all(np.isclose(gaussian_kl(*a), dv.kl_gaussian(*a).item(), rtol=1e-10) for a in args)
-ok = ok and not np.isclose(gaussian_kl(0.0, 1.0, 0.0, 2.0), gaussian_kl(0.0, 2.0, 0.0, 1.0))
-print("Exercise 3 (Gaussian KL closed form, and it is asymmetric):", ok)
-
-# %% [markdown] slideshow={"slide_type": "slide"}
-# ## 8. References
+# ## 7. References
 #
 # * N. Lambert, *RLHF book*, chapter "Regularization": eqs. (1)–(4), the KL penalty and its direction.
 # * Y. Yang, Lecture 6 "RLHF in Language Models" (PKU, 2023): the f-divergence table of f-DPG.

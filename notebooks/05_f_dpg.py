@@ -463,90 +463,11 @@ for n in F.DIVERGENCE_NAMES:
 print("task 2 (half budget): every divergence raised the mean VADER reward by > 3 SE:", min(z.values()) > 3)
 
 
-# %% [markdown] slideshow={"slide_type": "slide"}
-# ## 7. Exercises
-
-# %% [markdown] slideshow={"slide_type": "subslide"}
-# **Exercise 1 — the TV pseudo-reward.** Implement $-f'(\pi_\theta/p)$ for total variation from
-# $\log(\pi_\theta/p)$, including $p=0$ (a log-ratio of $+\infty$), without calling `rlhf_edu`.
-# Ignore the kink at exactly $\pi_\theta=p$ (return 0 there).
-
-# %% slideshow={"slide_type": "-"}
-def tv_pseudo_reward(log_ratio):
-    """Pseudo-reward of total variation. log_ratio: (B,) log(pi/p), may hold +inf. Returns (B,)."""
-    ### BEGIN SOLUTION
-    return -0.5 * torch.sign(log_ratio)
-    ### END SOLUTION
-
-
-# %% slideshow={"slide_type": "-"}
-# NBVAL_CHECK_OUTPUT
-lr_test = torch.tensor([-3.0, -0.2, 0.4, 5.0, float("inf")], dtype=torch.float64)
-ok = torch.allclose(tv_pseudo_reward(lr_test), F.pseudo_reward(lr_test, "tv"))
-print("Exercise 1 (TV pseudo-reward):", ok)
-
-
-# %% [markdown] slideshow={"slide_type": "subslide"}
-# **Exercise 2 — a new f-divergence: Pearson $\chi^2$.** With $f(t) = (t-1)^2$,
-# $D_f(\pi_\theta\|p) = \mathbb{E}_p[(\pi_\theta/p - 1)^2]$. Fill in $f$, $f'$ and $f'(\infty)$ as an
-# `FDivergence`. The check verifies the f-DPG gradient identity for it in the exact world, and
-# trains with it.
-
-# %% slideshow={"slide_type": "-"}
-def make_chi2():
-    """An FDivergence for Pearson chi^2: fields name, f(t), f_prime(t) (tensor in, tensor out), f_prime_inf."""
-    ### BEGIN SOLUTION
-    return FDivergence(name="chi2", f=lambda t: (t - 1.0) ** 2, f_prime=lambda t: 2.0 * (t - 1.0),
-                       f_prime_inf=float("inf"))
-    ### END SOLUTION
-
-
-# %% slideshow={"slide_type": "-"}
-# NBVAL_CHECK_OUTPUT
-chi2 = make_chi2()
-pi = F.TabularPolicy.random(6, 3, scale=1.0, seed=3)
-g_exact = flat_grad(F.exact_f_divergence(pi.log_prob_all(), log_p["RLKL"], chi2))
-g_fdpg = flat_grad(F.exact_fdpg_surrogate(pi.log_prob_all(), log_p["RLKL"], chi2))
-p_np, q_np = log_p["RLKL"].exp(), pi.log_prob_all().detach().exp()
-value_ok = abs(float(F.exact_f_divergence(q_np.log(), log_p["RLKL"], chi2)) - float(((q_np - p_np) ** 2 / p_np).sum())) < 1e-9
-_, h = F.train_exact_fdpg(world, log_P["RLKL"], chi2, steps=100, batch_size=128, lr=0.05)
-print("Exercise 2 (chi^2): value", value_ok, "| f-DPG gradient", torch.allclose(g_fdpg, g_exact, atol=1e-10),
-      "| inf slope", chi2.f_prime_inf == float("inf"), "| trains to KL(p||pi) < 0.05:", h["kl_p_pi"][-1] < 0.05)
-
-
-# %% [markdown] slideshow={"slide_type": "subslide"}
-# **Exercise 3 — estimate Z.** Write the importance-sampling estimate of $\log Z$ from samples
-# $x_k\sim q$, working in log space (use `torch.logsumexp`). Raise `ValueError` when no sample has
-# $P(x)>0$.
-
-# %% slideshow={"slide_type": "-"}
-def my_log_z(log_P, log_q):
-    """log of (1/K) sum_k P(x_k)/q(x_k). log_P, log_q: (K,). Returns a 0-d tensor."""
-    ### BEGIN SOLUTION
-    log_w = log_P - log_q
-    if torch.isneginf(log_w).all():
-        raise ValueError("log_P: no sample satisfies the constraint, Z would be 0")
-    return torch.logsumexp(log_w, 0) - np.log(len(log_w))
-    ### END SOLUTION
-
-
-# %% slideshow={"slide_type": "-"}
-# NBVAL_CHECK_OUTPUT
-x = world.base.sample(5000, torch.Generator().manual_seed(1))
-lq, lP = world.base.log_prob(x), log_P["GDC"][world.base.index(x)]
-same = torch.allclose(my_log_z(lP, lq), F.estimate_log_z(lP, lq))
-try:
-    my_log_z(torch.full((4,), -np.inf, dtype=torch.float64), torch.zeros(4, dtype=torch.float64))
-    raises = False
-except ValueError:
-    raises = True
-print("Exercise 3 (IS estimate of log Z):", same, "| Z=0 raises:", raises)
-
 # %% slideshow={"slide_type": "skip"}
 print(f"notebook compute time: {time.time() - T0:.0f} s")
 
 # %% [markdown] slideshow={"slide_type": "slide"}
-# ## 8. References
+# ## 7. References
 #
 # * Y. Yang, Lecture 6 "RLHF in Language Models" (PKU, 2023): section "Unified preference optimization
 #   framework" — targets, the f-divergence table (Fig. 15), recovering RLKL and GDC, Fig. 16–17.

@@ -293,61 +293,7 @@ print("r_t:", [round(v, 3) for v in out.token_scores[0].tolist()])
 
 
 # %% [markdown] slideshow={"slide_type": "slide"}
-# ## 7. Exercises
-
-# %% [markdown] slideshow={"slide_type": "-"}
-# **Exercise 1 (a sentence segmenter).** Split a list of token strings into sentences: a segment ends
-# at every token containing `.`, `!` or `?`, and at the last token. Return the list of end indices.
-
-# %% slideshow={"slide_type": "-"}
-def sentence_ends_exercise(tokens):
-    # tokens: list of T strings. Returns a list of segment end indices (each in 0..T-1), increasing.
-    ### BEGIN SOLUTION
-    ends = [i for i, t in enumerate(tokens) if any(c in t for c in ".!?")]
-    if tokens and (not ends or ends[-1] != len(tokens) - 1):
-        ends.append(len(tokens) - 1)
-    return ends
-    ### END SOLUTION
-
-
-# %% slideshow={"slide_type": "-"}
-# NBVAL_CHECK_OUTPUT
-cases = [[" a", ".", " b", " c", "!", " d"], ["x", "y"], [" ok", "?"], [], ["!", "!", "a"]]
-print("Exercise 1 (sentence segmenter):",
-      all(sentence_ends_exercise(c) == [s.end for s in sentence_segments(c)] for c in cases))
-
-
-# %% [markdown] slideshow={"slide_type": "-"}
-# **Exercise 2 (the fine-grained reward).** Given, for each category $k$, the segment end indices
-# $T^k_j$ and segment rewards $R_k(x, y, j)$ of one response, plus the weights $w_k$, return the
-# dense task reward $\sum_k \sum_j \mathbb{1}(t = T^k_j)\, w_k R_k$ over $R$ tokens.
-
-# %% slideshow={"slide_type": "-"}
-def fine_grained_exercise(ends, values, weights, R):
-    # ends, values: lists (one per category) of equal-length lists; weights: K floats. Returns (R,) tensor.
-    ### BEGIN SOLUTION
-    r = torch.zeros(R)
-    for e_k, v_k, w_k in zip(ends, values, weights):
-        for e, v in zip(e_k, v_k):
-            r[e] += w_k * v
-    return r
-    ### END SOLUTION
-
-
-# %% slideshow={"slide_type": "-"}
-# NBVAL_CHECK_OUTPUT
-toks = [" The", " plot", " is", " thin", ".", " Great", " cast", "!", " See", " it"]
-cats = [RewardCategory("negativity", 0.7, sentence_segments, sentence_sentiment),
-        RewardCategory("repetition", 2.0, lambda t: span_segments(t, 3), span_repetition),
-        RewardCategory("holistic", 0.5, whole_response_segments, text_scorer(lambda p, y: sentiment_reward(y)))]
-lib = rewards.fine_grained_scores(cats, ["p"], [toks], R=12)
-ends = [[s.end for s in lib.segments[c.name][0]] for c in cats]
-vals = [c.scorer(["p"], [lib.segments[c.name][0]], [toks])[0] for c in cats]
-print("Exercise 2 (fine-grained reward):",
-      torch.allclose(fine_grained_exercise(ends, vals, [c.weight for c in cats], 12), lib.token_scores[0], atol=1e-6))
-
-# %% [markdown] slideshow={"slide_type": "slide"}
-# ## 8. References
+# ## 7. References
 #
 # * Lecture 6 (PKU, 2023), "Fine-Grained Reward Model": the holistic and fine-grained per-token
 #   rewards, Fig. 13–14, Results 1–2.

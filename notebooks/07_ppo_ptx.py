@@ -377,96 +377,7 @@ print("sum r_t = R - beta * (log pi(y) - log pi_ref(y)):", round(out.rewards.sum
 
 
 # %% [markdown] slideshow={"slide_type": "slide"}
-# ## 7. Exercises
-#
-# Each exercise is a stub; the check cell under it compares your function with the library.
-
-# %% [markdown] slideshow={"slide_type": "-"}
-# **Exercise 1 (the per-token reward of eq. 2).** Given a holistic score per response, the policy
-# and reference log-probs of the sampled tokens and the response mask, return $r_t$: the score on
-# each response's last real token, $-\beta(\log\pi - \log\pi_{\text{ref}})$ on every real token, 0 on
-# padding.
-
-# %% slideshow={"slide_type": "-"}
-def kl_shaped_reward_exercise(score, logprobs, ref_logprobs, mask, beta):
-    # score: (B,); logprobs, ref_logprobs, mask: (B, T), mask 1 on response tokens. Returns (B, T).
-    ### BEGIN SOLUTION
-    mask = mask.float()
-    r = -beta * (logprobs - ref_logprobs) * mask  # (B, T)
-    last = mask.shape[1] - 1 - mask.flip(-1).argmax(-1)  # (B,) last response token
-    r[torch.arange(len(score)), last] += score
-    return r
-    ### END SOLUTION
-
-
-# %% slideshow={"slide_type": "-"}
-# NBVAL_CHECK_OUTPUT
-g = torch.Generator().manual_seed(0)
-m = torch.tensor([[0, 1, 1, 1, 0], [1, 1, 0, 0, 0], [0, 0, 1, 1, 1]])
-lp, rf, sc = -torch.rand(3, 5, generator=g), -torch.rand(3, 5, generator=g), torch.randn(3, generator=g)
-expected = rewards.kl_shaped_rewards(rewards.sequence_to_token_scores(sc, m), lp, rf, m, 0.2).rewards
-print("Exercise 1 (KL-shaped reward):", torch.allclose(kl_shaped_reward_exercise(sc, lp, rf, m, 0.2), expected, atol=1e-6))
-
-
-# %% [markdown] slideshow={"slide_type": "-"}
-# **Exercise 2 (GAE).** Implement generalised advantage estimation with a reverse loop over tokens:
-# $\delta_t = r_t + \gamma V_{t+1} - V_t$ with $V = 0$ after the last real token, and
-# $A_t = \delta_t + \gamma\lambda A_{t+1}$. Return zeros on padding.
-
-# %% slideshow={"slide_type": "-"}
-def gae_exercise(rewards_, values, mask, gamma, lam):
-    # rewards_, values, mask: (B, T), real tokens first. Returns advantages (B, T).
-    ### BEGIN SOLUTION
-    mask = mask.float()
-    B, T = rewards_.shape
-    adv = torch.zeros(B, T)
-    last = torch.zeros(B)
-    for t in reversed(range(T)):
-        next_v = values[:, t + 1] * mask[:, t + 1] if t + 1 < T else torch.zeros(B)
-        delta = rewards_[:, t] + gamma * next_v - values[:, t]
-        last = (delta + gamma * lam * last) * mask[:, t]
-        adv[:, t] = last
-    return adv
-    ### END SOLUTION
-
-
-# %% slideshow={"slide_type": "-"}
-# NBVAL_CHECK_OUTPUT
-g = torch.Generator().manual_seed(1)
-m = torch.tensor([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1], [1, 0, 0, 0, 0, 0]])
-r_, v_ = torch.randn(3, 6, generator=g), torch.randn(3, 6, generator=g)
-ok = all(torch.allclose(gae_exercise(r_, v_, m, ga, la), ppo.gae(r_, v_, m, ga, la)[0], atol=1e-5)
-         for ga, la in [(1.0, 0.95), (0.9, 0.0), (0.99, 1.0)])
-print("Exercise 2 (GAE):", ok)
-
-
-# %% [markdown] slideshow={"slide_type": "-"}
-# **Exercise 3 (the clipped surrogate).** Return the scalar PPO policy loss
-# $-\frac{1}{N}\sum_{t} \min(\rho_t A_t, \mathrm{clip}(\rho_t, 1-\epsilon, 1+\epsilon) A_t)$ over the
-# $N$ real tokens.
-
-# %% slideshow={"slide_type": "-"}
-def clipped_loss_exercise(logprobs, old_logprobs, advantages, mask, eps):
-    # all (B, T); returns a scalar tensor
-    ### BEGIN SOLUTION
-    ratio = (logprobs - old_logprobs).exp()
-    obj = torch.minimum(ratio * advantages, ratio.clamp(1 - eps, 1 + eps) * advantages)
-    return -(obj * mask).sum() / mask.sum()
-    ### END SOLUTION
-
-
-# %% slideshow={"slide_type": "-"}
-# NBVAL_CHECK_OUTPUT
-g = torch.Generator().manual_seed(2)
-old = -torch.rand(4, 5, generator=g)
-new = old + 0.5 * torch.randn(4, 5, generator=g)
-adv = torch.randn(4, 5, generator=g)
-m = (torch.rand(4, 5, generator=g) > 0.3).float()
-expected = ppo.clipped_policy_loss(new, old, adv, m, 0.2).loss
-print("Exercise 3 (clipped surrogate):", torch.allclose(clipped_loss_exercise(new, old, adv, m, 0.2), expected, atol=1e-6))
-
-# %% [markdown] slideshow={"slide_type": "slide"}
-# ## 8. At GPT-2 scale, and what it costs
+# ## 7. At GPT-2 scale, and what it costs
 #
 # Set `RLHF_EDU_SCALE=gpt2` and the same cells run GPT-2 small with `PPOConfig.gpt2()` (64 prompts
 # x 32 tokens per iteration, 4 epochs of minibatch 16, bf16 autocast, 200 iterations) or, on a 16 GB
@@ -490,7 +401,7 @@ print("Exercise 3 (clipped surrogate):", torch.allclose(clipped_loss_exercise(ne
 # randomly initialised 124M model takes minutes (`tests/test_ppo_gpt2_smoke.py`).
 
 # %% [markdown] slideshow={"slide_type": "slide"}
-# ## 9. References
+# ## 8. References
 #
 # * The Regularization chapter (RLHF book): eqs. 1–2 (KL-regularised reward), 4 (Monte Carlo KL),
 #   5–6 (PPO-ptx).

@@ -414,63 +414,7 @@ print("every KL estimate finite and >= -0.5 nats:", all(math.isfinite(r["kl"].me
 
 
 # %% [markdown] slideshow={"slide_type": "slide"}
-# ## 7. Exercises
-#
-# **Exercise 1: the NLL term.** Implement the per-example, length-normalised NLL of eq. 8 from
-# token log-probs and a response mask. Do not call the library.
-
-# %% slideshow={"slide_type": "-"}
-def my_length_normalised_nll(token_logps, mask):
-    '''-log P(y_w|x) / |y_w| for each example.
-
-    token_logps: (B, T) log-probs of each token of the chosen sequence.
-    mask: (B, T) 1 on the chosen-response tokens, 0 elsewhere (prompt, padding).
-    Returns (B,): minus the sum of the masked log-probs, divided by that row's token count.
-    '''
-    ### BEGIN SOLUTION
-    mask = mask.to(token_logps.dtype)  # (B, T)
-    return -(token_logps * mask).sum(-1) / mask.sum(-1)  # (B,)
-    ### END SOLUTION
-
-
-# %% slideshow={"slide_type": "-"}
-# NBVAL_CHECK_OUTPUT
-g = torch.Generator().manual_seed(1)
-tl = -5 * torch.rand(6, 10, generator=g, dtype=torch.float64)
-m = (torch.rand(6, 10, generator=g) < 0.6).long()
-m[:, 0] = 1
-expected = length_normalised_nll(sequence_logprob(tl, m, reduction="sum"), m.sum(-1))
-print("Exercise 1 (length-normalised NLL):", torch.allclose(my_length_normalised_nll(tl, m), expected))
-
-
-# %% [markdown] slideshow={"slide_type": "-"}
-# **Exercise 2: IPO.** Azar et al. (2023, eq. 17) replace DPO's logistic loss by a squared one,
-# $\big(h - \tfrac{1}{2\beta}\big)^2$ with $h$ the difference of log-ratios. DPO's loss keeps
-# rewarding a larger margin for ever; IPO regresses it to a finite target. Implement it on summed
-# log-probs.
-
-# %% slideshow={"slide_type": "-"}
-def my_ipo_loss(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps, beta):
-    '''IPO loss per example. Every argument: (B,) summed log-probs; beta > 0. Returns (B,).'''
-    ### BEGIN SOLUTION
-    h = (policy_chosen_logps - ref_chosen_logps) - (policy_rejected_logps - ref_rejected_logps)  # (B,)
-    return (h - 1 / (2 * beta)) ** 2  # (B,)
-    ### END SOLUTION
-
-
-# %% slideshow={"slide_type": "-"}
-# NBVAL_CHECK_OUTPUT
-g = torch.Generator().manual_seed(2)
-args = [-30 * torch.rand(16, generator=g, dtype=torch.float64) for _ in range(4)]
-print("Exercise 2 (IPO loss):", all(torch.allclose(my_ipo_loss(*args, b), ipo_loss(*args, b).losses) for b in (0.1, 0.5)))
-
-# %% [markdown] slideshow={"slide_type": "-"}
-# **Exercise 3 (open).** Add a third panel to the β sweep: the held-out accuracy against β. Then
-# train with `ipo_loss` in place of `dpo_nll_loss` (copy `train_dpo`'s loop) and compare how far the
-# chosen log-prob falls.
-
-# %% [markdown] slideshow={"slide_type": "slide"}
-# ## 8. References
+# ## 7. References
 #
 # - Rafailov, Sharma, Mitchell, Ermon, Manning, Finn (2023). *Direct Preference Optimization: Your
 #   Language Model is Secretly a Reward Model.* Their eq. 7: the DPO loss.
