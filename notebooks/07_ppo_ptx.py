@@ -78,7 +78,7 @@ T0 = time.perf_counter()
 # maximises as the reward model's score minus a penalty (eq. 1), and the standard penalty is the KL
 # divergence from the policy being trained to a frozen reference (eq. 2):
 #
-# $$r = r_\theta - \lambda\, r_{\text{reg.}} \qquad (1)$$
+# $$r = r_\theta - \lambda_{\text{reg}}\, r_{\text{reg.}} \qquad (1)$$
 #
 # $$r = r_\theta - \lambda_{\text{KL}}\, \mathcal{D}_{\text{KL}}\!\left(\pi_{\text{RL}}(y\mid x)\,\|\,\pi_{\text{ref}}(y\mid x)\right) \qquad (2)$$
 #
@@ -90,6 +90,11 @@ T0 = time.perf_counter()
 #
 # Summed over $t$ this is exactly eq. 2 with the sampled (k1) KL estimate. We write $\beta$ for
 # $\lambda_{\text{KL}}$.
+#
+# **One meaning per symbol.** The chapter writes $\lambda$ for the regulariser's weight and $\gamma$
+# for the pretraining weight (eqs. 5-6), while GAE below uses $\gamma$ (discount) and $\lambda$
+# (GAE's trace parameter). Here $\gamma$ and $\lambda$ are GAE's only; the chapter's weights are
+# $\lambda_{\text{reg}}$ (= $\beta$ for the KL) and $\gamma_{\text{ptx}}$ (`ptx_coef`).
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # **Advantages (GAE).** A value model $V(s_t)$ predicts the future reward from each prefix. With
@@ -111,11 +116,11 @@ T0 = time.perf_counter()
 # *alignment tax*. The Regularization chapter writes the fix as one more term in the objective:
 # alongside RL on prompts, keep maximising the likelihood of pretraining text,
 #
-# $$J(\theta) = \mathbb{E}_{(x,y)\sim \mathcal{D}_{\pi_{\text{RL},\theta}}}\!\left[r_\theta(y\mid x) - \lambda r_{\text{reg.}}\right] \qquad (5)$$
+# $$J(\theta) = \mathbb{E}_{(x,y)\sim \mathcal{D}_{\pi_{\text{RL},\theta}}}\!\left[r_\theta(y\mid x) - \lambda_{\text{reg}} r_{\text{reg.}}\right] \qquad (5)$$
 #
-# $$J(\theta) = \mathbb{E}_{(x,y)\sim \mathcal{D}_{\pi_{\text{RL},\theta}}}\!\left[r_\theta(y\mid x) - \lambda r_{\text{reg.}}\right] + \gamma\, \mathbb{E}_{x\sim\mathcal{D}_{\text{pretrain}}}\!\left[\log \pi_{\text{RL},\theta}(x)\right] \qquad (6)$$
+# $$J(\theta) = \mathbb{E}_{(x,y)\sim \mathcal{D}_{\pi_{\text{RL},\theta}}}\!\left[r_\theta(y\mid x) - \lambda_{\text{reg}} r_{\text{reg.}}\right] + \gamma_{\text{ptx}}\, \mathbb{E}_{x\sim\mathcal{D}_{\text{pretrain}}}\!\left[\log \pi_{\text{RL},\theta}(x)\right] \qquad (6)$$
 #
-# As a loss: the PPO loss plus $\gamma$ times the language-modelling NLL of a pretraining batch
+# As a loss: the PPO loss plus $\gamma_{\text{ptx}}$ times the language-modelling NLL of a pretraining batch
 # (here: held-out review text, in 32-token blocks).
 #
 # **Adaptive KL (Ziegler et al. 2019).** Instead of a fixed $\beta$, aim for a target KL:
@@ -253,9 +258,8 @@ for name, h in histories.items():
     axes[0, 1].plot(it, smooth(h["gold"]), color=colors[name], label=name)
     axes[1, 0].plot(it, h["kl"], color=colors[name], label=name)
     axes[1, 1].plot(h["eval_iteration"], h["heldout_lm_loss"], "o-", color=colors[name], label=name)
-axes[0, 1].axhline(base_eval["gold"].mean(), color="gray", ls="--", label="base model")
-axes[1, 1].axhline(base_lm, color="gray", ls="--", label="base model")
-titles = ["proxy reward (reward model), rollout mean", "gold judge, rollout mean",
+axes[1, 1].axhline(base_lm, color="gray", ls="--", label="base model")  # same held-out blocks as the curves
+titles = ["proxy reward (reward model), rollout mean", "gold judge, rollout mean (iteration 0 = base model)",
           "KL(pi || pi_ref) per response (nats, k1)", "held-out LM loss on review text (nats/token)"]
 for ax, title in zip(axes.flat, titles):
     ax.set_title(title)
@@ -273,7 +277,10 @@ plt.show()
 # **Reading the curves.**
 #
 # One seed per setting: the bullets describe this run, and only the verdicts in section 6 are
-# checked. Differences between runs are not tested across seeds here.
+# checked. Differences between runs are not tested across seeds here. In the curves, iteration 0 is
+# the base model on the same prompts as the rest of each curve (every run sees the same prompts in
+# the same order); the bar chart below compares the final policies with the base model on one set
+# of 64 evaluation prompts.
 #
 # * **β = 0** pushes the proxy reward up fastest (6.6 to 13.0), and nothing holds it back: its KL
 #   from the reference reaches 19.7 nats and the held-out LM loss rises the most (5.60 to 6.21
@@ -341,7 +348,7 @@ plt.show()
 # | `approx_kl` | k3 estimate of KL(old ‖ new) within an iteration's epochs | ≪ 0.1 nats; `target_approx_kl` stops the epochs early when it passes |
 # | `value_loss`, `value_clipfrac` | clipped squared error of the value model and its clip share | falls as $V$ learns |
 # | `policy_loss` | the clipped surrogate loss; hovers near 0 with whitened advantages | not a progress measure |
-# | `ptx_loss` | language-modelling NLL on the ptx batch (0 when $\gamma = 0$) | stays near the base model's |
+# | `ptx_loss` | language-modelling NLL on the ptx batch (0 when $\gamma_{\text{ptx}} = 0$) | stays near the base model's |
 # | `heldout_lm_loss` | NLL on held-out review text, every `eval_every` iterations | its rise is the alignment tax |
 # | `response_length` | mean number of response tokens (through EOS) | watch for collapse to very short or always-maximal answers |
 # | `rm_queries` | cumulative reward-model calls | the cost side (notebook 06) |
