@@ -53,6 +53,9 @@ from rlhf_edu.generation import sample
 from rlhf_edu.logprobs import response_logprobs, sequence_logprob
 from rlhf_edu.models import frozen_copy, load_policy
 from rlhf_edu.rewards import gold_reward
+from rlhf_edu import gold
+from rlhf_edu.dpo import evaluate_dpo
+from rlhf_edu.plotting import band, mean_se, smooth, stack_histories
 
 scale = get_scale()
 seed_everything(0, threads=2)
@@ -143,22 +146,30 @@ print(inspect.getsource(train_dpo))
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 4. Experiments
 #
-# **Data.** Notebook 03's critic preference pairs: the prompt is the movie title, the chosen
-# response a *fresh* critic snippet and the rejected one a *rotten* snippet about the same movie.
-# Splits are by movie, so the held-out pairs are about movies never seen in training. We train
-# for one pass over the pairs that the run needs, with the sizes of `DPOConfig` at this scale.
+# **Data with a known truth.** Notebook 03's gold-labelled pairs: two critic snippets about the same
+# movie, labelled by the Bradley–Terry oracle over the gold judge (`rlhf_edu.gold`, temperature 0.1),
+# so every held-out label has a known probability of being right and the best possible accuracy (the
+# oracle's ceiling) is known. Splits are by movie. To see what DPO does once it *fits* its data, we
+# train on a small set for several epochs (6 at the tiny scale), until the training accuracy of the
+# implicit reward passes 0.9.
 
 # %% slideshow={"slide_type": "-"}
 device = pick_device()
 base, tokenizer = load_policy(scale, device=device, dtype=torch.float32)  # float32 master weights
 cfg = DPOConfig.for_scale(scale)
+if scale.name == "tiny":
+    cfg = cfg.with_(steps=120, eval_every=20)
+EPOCHS = 6
 splits = load_splits(seed=0)
-train_pairs = preference_pairs(splits["train"], seed=0)
-train_pairs = train_pairs.select(range(min(len(train_pairs), cfg.steps * cfg.batch_size)))
-eval_pairs = preference_pairs(splits["validation"], seed=0)
-eval_pairs = eval_pairs.select(range(min(len(eval_pairs), cfg.n_eval_pairs)))
+train_pairs = gold.snippet_pairs(splits["train"], seed=0)
+train_pairs = train_pairs.select(range(min(len(train_pairs), cfg.steps * cfg.batch_size // EPOCHS)))
+eval_pairs = gold.snippet_pairs(splits["test"], seed=1)
+eval_pairs = eval_pairs.select(range(min(len(eval_pairs), max(cfg.n_eval_pairs, 256))))
+true_gap = np.array(eval_pairs["gold_chosen"]) - np.array(eval_pairs["gold_rejected"])
+ceiling = float(np.mean(1 / (1 + np.exp(-np.abs(true_gap) / gold.TEMPERATURE))))
 print(cfg)
-print(f"{len(train_pairs)} training pairs, {len(eval_pairs)} held-out pairs")
+print(f"{len(train_pairs)} training pairs ({EPOCHS} epochs), {len(eval_pairs)} held-out pairs; "
+      f"oracle's ceiling on the held-out labels {ceiling:.3f}")
 ex = train_pairs[0]
 print(f"prompt:   {ex['prompt']}\nchosen:   {ex['chosen']}\nrejected: {ex['rejected']}")
 
@@ -171,80 +182,94 @@ t0 = time.perf_counter()
 ref_train = reference_logprobs(base, tokenizer, train_pairs, cfg.max_len, cfg.max_prompt_tokens, cfg.eval_batch_size)
 ref_eval = reference_logprobs(base, tokenizer, eval_pairs, cfg.max_len, cfg.max_prompt_tokens, cfg.eval_batch_size)
 print(f"scored {2 * (len(train_pairs) + len(eval_pairs))} responses in {time.perf_counter() - t0:.1f} s")
-print(f"held-out mean log pi_ref: chosen {ref_eval.chosen.mean():.1f}, rejected {ref_eval.rejected.mean():.1f} "
-      f"nats; mean chosen length {ref_eval.chosen_lengths.float().mean():.1f} tokens")
+print(f"mean log pi_ref of the chosen responses: training {ref_train.chosen.mean():.1f}, held-out "
+      f"{ref_eval.chosen.mean():.1f} nats; mean chosen length {ref_eval.chosen_lengths.float().mean():.1f} tokens")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# ### 4.1 Plain DPO against DPO+NLL
+# ### 4.1 Plain DPO against DPO+NLL, three seeds
 #
-# Three runs from the same starting point, with the same batches in the same order (one seed):
-# plain DPO ($\alpha=0$) and DPO+NLL with $\alpha\in\{0.2, 1.0\}$, all with $\beta=0.1$.
+# Plain DPO ($\alpha=0$) and DPO+NLL with $\alpha=1$, both with $\beta=0.1$, each from the same
+# starting point with three seeds. The seed sets the order of the batches (the model and data are
+# the same), so the bands show how much of each curve is the luck of the order.
 
 # %% slideshow={"slide_type": "-"}
-alphas = {"DPO": 0.0, "DPO+NLL α=0.2": 0.2, "DPO+NLL α=1.0": 1.0}
-policies, histories = {}, {}
+SEEDS = (0, 1, 2)
+alphas = {"DPO": 0.0, "DPO+NLL α=1.0": 1.0}
+policies, histories, seed_runs, train_end = {}, {}, {}, {}
 for name, alpha in alphas.items():
-    policy = copy.deepcopy(base)
-    t0 = time.perf_counter()
-    histories[name] = train_dpo(policy, tokenizer, train_pairs, eval_pairs, cfg.with_(alpha=alpha),
-                                reference=ref_train, eval_reference=ref_eval)
-    policies[name] = policy.eval()
-    h = histories[name]
-    print(f"{name:15s} {time.perf_counter() - t0:5.1f} s | held-out accuracy {h['eval_accuracy'][0]:.2f} -> "
-          f"{h['eval_accuracy'][-1]:.2f}, chosen log-prob {h['eval_chosen_logp'][0]:.1f} -> {h['eval_chosen_logp'][-1]:.1f}")
+    runs_, ends = [], []
+    for seed in SEEDS:
+        policy = copy.deepcopy(base)
+        run_cfg = cfg.with_(alpha=alpha, seed=seed)
+        h = train_dpo(policy, tokenizer, train_pairs, eval_pairs, run_cfg, reference=ref_train, eval_reference=ref_eval)
+        runs_.append(h)
+        ends.append(evaluate_dpo(policy.eval(), tokenizer, train_pairs, ref_train, run_cfg))  # the whole training set
+        if seed == SEEDS[0]:
+            policies[name], histories[name] = policy, h
+    seed_runs[name], train_end[name] = stack_histories(runs_), ends
+    acc = np.array([e["accuracy"] for e in ends])
+    chosen = np.array([e["chosen_logp"] for e in ends])
+    held = seed_runs[name]["eval_chosen_logp"][:, -1]
+    print(f"{name:14s} training accuracy {acc.mean():.3f} (min {acc.min():.3f}); training chosen log-prob "
+          f"{ref_train.chosen.mean():.1f} -> {chosen.mean():.1f} ± {mean_se(chosen)[1]:.1f}; held-out chosen "
+          f"{ref_eval.chosen.mean():.1f} -> {held.mean():.1f} ± {mean_se(held)[1]:.1f}; held-out accuracy "
+          f"{seed_runs[name]['eval_accuracy'][:, -1].mean():.3f} (mean ± SE over {len(SEEDS)} seeds)")
 
 # %% slideshow={"slide_type": "subslide"}
-colors = {"DPO": "tab:red", "DPO+NLL α=0.2": "tab:orange", "DPO+NLL α=1.0": "tab:blue"}
-fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
-for name, h in histories.items():
-    s, c = h["eval_step"], colors[name]
-    axes[0, 0].plot(s, h["eval_chosen_logp"], "-o", color=c, ms=3, label=f"{name}: chosen $y_w$")
-    axes[0, 0].plot(s, h["eval_rejected_logp"], "--", color=c, label=f"{name}: rejected $y_l$")
-    axes[0, 1].plot(s, h["eval_margin"], "-o", color=c, ms=3, label=name)
-    axes[1, 0].plot(s, h["eval_accuracy"], "-o", color=c, ms=3, label=name)
-    axes[1, 1].plot(s, h["eval_nll"], "-o", color=c, ms=3, label=name)
-axes[0, 0].set(title="held-out log-probs (summed over the response)", xlabel="step", ylabel="log π_θ(y|x)  [nats]")
-axes[0, 1].set(title="held-out implicit-reward margin", xlabel="step", ylabel="r̂(y_w) − r̂(y_l)")
-axes[1, 0].set(title="held-out implicit-reward accuracy", xlabel="step", ylabel="fraction r̂(y_w) > r̂(y_l)")
-axes[1, 0].axhline(0.5, color="gray", lw=0.8, ls=":")
-axes[1, 1].set(title="held-out NLL term  −log P(y_w|x)/|y_w|", xlabel="step", ylabel="nats per token")
-axes[0, 0].legend(fontsize=7, ncol=1)
-for ax in axes.flat[1:]:
-    ax.legend(fontsize=8)
-fig.suptitle(f"DPO vs DPO+NLL on held-out critic pairs (β={cfg.beta}, {scale.name} model)")
+colors = {"DPO": "tab:red", "DPO+NLL α=1.0": "tab:blue"}
+fig, axes = plt.subplots(2, 2, figsize=(12, 7.5))
+for name, r in seed_runs.items():
+    c, steps = colors[name], r["step"][0]
+    band(axes[0, 0], steps, r["accuracy"], k=15, color=c, label=name)
+    band(axes[0, 1], steps, r["chosen_reward"] / cfg.beta, k=15, color=c, label=f"{name}: chosen $y_w$")
+    band(axes[0, 1], steps, r["rejected_reward"] / cfg.beta, k=15, color=c, ls="--", label=f"{name}: rejected $y_l$")
+    es = r["eval_step"][0]
+    band(axes[1, 0], es, r["eval_chosen_logp"], color=c, marker="o", ms=3, label=f"{name}: chosen $y_w$")
+    band(axes[1, 0], es, r["eval_rejected_logp"], color=c, ls="--", label=f"{name}: rejected $y_l$")
+    band(axes[1, 1], es, r["eval_accuracy"], color=c, marker="o", ms=3, label=name)
+axes[0, 0].axhline(0.9, color="gray", lw=0.8, ls="--")
+axes[0, 0].set(title="training batches: implicit-reward accuracy", xlabel="step", ylabel="fraction r̂(y_w) > r̂(y_l)")
+axes[0, 1].axhline(0, color="gray", lw=0.8)
+axes[0, 1].set(title="training batches: log π_θ/π_ref of each response", xlabel="step", ylabel="nats")
+axes[1, 0].set(title="held-out log-probs (summed over the response)", xlabel="step", ylabel="log π_θ(y|x)  [nats]")
+axes[1, 1].axhline(ceiling, color="tab:gray", ls="--", label="oracle's ceiling")
+axes[1, 1].axhline(0.5, color="k", lw=0.8, ls=":")
+axes[1, 1].set(title="held-out accuracy against the gold oracle's labels", xlabel="step", ylabel="fraction r̂(y_w) > r̂(y_l)")
+for ax in axes.flat:
+    ax.legend(fontsize=7)
+fig.suptitle(f"DPO vs DPO+NLL, β={cfg.beta}, {scale.name} model: mean ± SE over {len(SEEDS)} seeds "
+             "(training curves smoothed over 15 steps)")
 fig.tight_layout()
 plt.show()
+
+# %% slideshow={"slide_type": "-"}
+r = seed_runs["DPO"]
+cr_mean, cr_se = mean_se(smooth(r["chosen_reward"] / cfg.beta, 15))  # (steps,) chosen log-ratio, training batches
+acc_mean = mean_se(smooth(r["accuracy"], 15))[0]
+t_min = int(cr_mean.argmin())
+print(f"plain DPO, training batches (smoothed over 15 steps, mean ± SE over seeds): the chosen log-ratio is lowest "
+      f"at step {int(r['step'][0][t_min])}, {cr_mean[t_min]:.1f} ± {cr_se[t_min]:.1f} nats, while the batch accuracy "
+      f"rises {acc_mean[0]:.2f} -> {acc_mean[t_min]:.2f} -> {acc_mean[-1]:.2f}; it ends at {cr_mean[-1]:.1f} ± {cr_se[-1]:.1f}")
+rej = mean_se(smooth(r["rejected_reward"] / cfg.beta, 15))
+print(f"the rejected log-ratio ends at {rej[0][-1]:.1f} ± {rej[1][-1]:.1f} nats")
 
 # %% [markdown] slideshow={"slide_type": "-"}
-# Read the top-left panel first. Under plain DPO (red) the **chosen** responses lose 13 nats of
-# log-prob (-113.4 to -126.5), on held-out pairs about movies the policy never trained on, while the
-# margin (top right) ends only slightly above zero (0.09 in reward units, 0.9 nats): the rejected
-# ones fell about as far. That is the failure described above: the loss only sees the difference.
-# Held-out accuracy ends at 0.58 but swings from step to step (0.47 at step 20) and stays within 3
-# standard errors of chance on 64 pairs (the checks); the drop in the chosen likelihood is the large
-# effect of this run (one seed; the check asks for a fall of more than 2 nats). The NLL term (orange, blue) holds the chosen log-prob higher, more so with the
-# larger α (-122.6 at α = 0.2, -118.8 at α = 1), but it does not prevent the drop (still 5 nats at
-# α = 1), and here it cost the margin (0.01 and -0.05). The bottom-right panel shows the quantity the
-# NLL term penalises, per token. The training-batch view below shows the same common drop of both
-# log-ratios.
-
-# %% slideshow={"slide_type": "subslide"}
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
-k = min(5, cfg.steps)  # moving average over k training batches
-smooth = lambda v: np.convolve(v, np.ones(k) / k, mode="valid")
-for name, h in histories.items():
-    steps = h["step"][k - 1:]
-    axes[0].plot(steps, smooth(np.array(h["chosen_reward"]) / cfg.beta), color=colors[name], label=f"{name}: chosen")
-    axes[0].plot(steps, smooth(np.array(h["rejected_reward"]) / cfg.beta), "--", color=colors[name], label=f"{name}: rejected")
-    axes[1].plot(steps, smooth(h["loss"]), color=colors[name], label=name)
-axes[0].axhline(0, color="gray", lw=0.8)
-axes[0].set(title="training batches: log π_θ/π_ref of each response", xlabel="step", ylabel="nats (moving average)")
-axes[1].axhline(math.log(2), color="gray", lw=0.8, ls=":")
-axes[1].set(title="training loss (DPO+α·NLL)", xlabel="step", ylabel="loss (moving average)")
-axes[0].legend(fontsize=7)
-axes[1].legend(fontsize=8)
-fig.tight_layout()
-plt.show()
+# **What the three seeds show.** Both runs fit their 160 training pairs: the implicit-reward accuracy
+# passes 0.9 by about step 25 and ends at 1.000 in every seed (top left). How plain DPO gets there
+# (top right, red): in the first steps, before the accuracy climbs, the log-ratio of the **chosen**
+# responses falls with that of the rejected ones, to $-17.5 \pm 2.0$ nats at step 13. The loss only
+# sees the difference, so it then separates them mostly by pushing the rejected responses down
+# ($-97.1 \pm 6.9$ nats at the end) while the chosen return to about their start ($-0.8 \pm 2.8$
+# nats; on the whole training set $-110.7 \to -108.6 \pm 3.0$). On held-out pairs nothing is
+# learnt: the accuracy against the gold oracle's labels stays at chance ($0.519$, against a ceiling of
+# $0.920$; bottom right), and **both** held-out log-probs fall, the chosen from $-110.9$ to
+# $-148.0 \pm 5.2$ nats (bottom left). So at this scale the fall of the chosen likelihood is a
+# held-out effect: the policy moves mass away from all review text it was not trained on.
+#
+# The NLL term ($\alpha = 1$, blue) changes both pictures: the chosen training responses become far
+# more likely ($-29.2 \pm 0.3$: memorised), and the held-out chosen log-prob falls less
+# ($-134.9 \pm 0.1$ against $-148.0 \pm 5.2$). It does not stop the fall, and it does not help
+# held-out accuracy ($0.481$). Section 4.3 shows what the two do to generated text.
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### 4.2 What β controls
@@ -320,17 +345,17 @@ axes[1].set(xscale="log", title="held-out implicit-reward margin", xlabel="β", 
 kl = [results["DPO" if b == 0.1 else f"DPO β={b}"]["kl"] for b in bs]
 axes[2].errorbar(bs, [k.mean() for k in kl], yerr=[k.std() / math.sqrt(len(k)) for k in kl], fmt="-o", color="tab:red", capsize=3)
 axes[2].set(xscale="log", title="KL(π_θ ‖ π_ref) on samples", xlabel="β", ylabel="nats per response")
-fig.suptitle(f"plain DPO after {cfg.steps} steps, for three values of β")
+fig.suptitle(f"plain DPO after {cfg.steps} steps, for three values of β (seed 0)")
 fig.tight_layout()
 plt.show()
+for b_, m_, k_ in zip(bs, final_margin, kl):
+    print(f"β = {b_}: held-out log-ratio margin {m_ / b_:+.2f} nats, KL on samples {k_.mean():.1f} ± {k_.std() / math.sqrt(len(k_)):.1f} nats")
 
 # %% [markdown] slideshow={"slide_type": "-"}
-# The smallest $\beta$ moves furthest: the largest KL to the reference (about 25 nats against about
-# 18 for $\beta = 0.1$ and $1$) and the largest held-out log-ratio margin (1.9 nats). Between
-# $\beta = 0.1$ and $\beta = 1$ the picture is not monotone: the KLs overlap within their error bars
-# and the log-ratio margin is larger at $\beta = 1$ (1.6 against 0.9 nats). With one seed and 64
-# held-out pairs, read only the $\beta = 0.02$ end. In reward units (middle panel) the margin is
-# multiplied by $\beta$, so compare runs in nats.
+# The KL to the reference on samples orders with $\beta$, far beyond its error bars: 218 nats at
+# $\beta = 0.02$, 129 at $0.1$ and 24 at $1$. The held-out log-ratio margins ($-10.1$, $+1.4$ and
+# $-0.4$ nats) come from one seed on pairs where no run beats chance, so they carry no lesson here.
+# In reward units (middle panel) the margin is multiplied by $\beta$, so compare runs in nats.
 
 # %% slideshow={"slide_type": "-"}
 for name in ["reference", *alphas]:
@@ -339,9 +364,12 @@ for name in ["reference", *alphas]:
         print(f"  {p} {t}")
 
 # %% [markdown] slideshow={"slide_type": "-"}
-# At the tiny scale the samples are not fluent (the 5M-parameter model was pretrained for minutes);
-# the curves and averages carry the lesson. With `RLHF_EDU_SCALE=gpt2` the same cells run GPT-2
-# small.
+# Six epochs of plain DPO wreck the sampler: the seed-0 policy writes byte soup (above), its gold
+# score falls to $-0.54 \pm 0.03$ against the reference's $+0.04 \pm 0.05$, and its KL to the
+# reference is 129 nats. DPO+NLL keeps the reference's gold ($+0.01 \pm 0.04$) at a KL of 24 nats.
+# The error bars are over the 64 samples of one trained policy per setting (seed 0); section 4.1
+# gives the spread over seeds of the training curves. With `RLHF_EDU_SCALE=gpt2` the same cells run
+# GPT-2 small.
 #
 # **Reward-based against reward-free.** Notebook 07 reached its sentiment gains with PPO, which
 # samples from the current policy, scores the samples with a learned reward model and pays an
@@ -398,13 +426,20 @@ print("precomputed and on-the-fly reference give the same losses (max diff < 1e-
 
 # %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
-h, h1 = histories["DPO"], histories["DPO+NLL α=1.0"]
-drop = h["eval_chosen_logp"][0] - h["eval_chosen_logp"][-1]
+acc_dpo = np.array([e["accuracy"] for e in train_end["DPO"]])
+chosen = {n: np.array([e["chosen_logp"] for e in ends]) for n, ends in train_end.items()}
+drop, drop_se = mean_se(ref_train.chosen.mean().item() - chosen["DPO"])
+gap, gap_se = mean_se(chosen["DPO+NLL α=1.0"] - chosen["DPO"])
+held = seed_runs["DPO"]["eval_accuracy"][:, -1]
 n_eval = len(ref_eval.chosen)
-print(f"plain DPO: held-out accuracy within 3 SE of chance ({n_eval} pairs; no accuracy gain shown at this scale):",
-      abs(h["eval_accuracy"][-1] - 0.5) < 3 * math.sqrt(0.25 / n_eval))
-print("plain DPO: held-out chosen log-prob fell by > 2 nats:", drop > 2.0)
-print("DPO+NLL α=1.0 ends with a higher chosen log-prob than DPO:", h1["eval_chosen_logp"][-1] > h["eval_chosen_logp"][-1] + 1.0)
+print("plain DPO: training accuracy >= 0.9 in every seed:", bool((acc_dpo >= 0.9).all()))
+held_drop, held_drop_se = mean_se(ref_eval.chosen.mean().item() - seed_runs["DPO"]["eval_chosen_logp"][:, -1])
+print("plain DPO: training chosen log-ratio dipped below zero beyond 3 SE before the accuracy passed 0.9:",
+      cr_mean[t_min] + 3 * cr_se[t_min] < 0 and acc_mean[t_min] < 0.9)
+print("plain DPO: held-out chosen log-prob fell, beyond 3 SE over seeds:", held_drop > 3 * held_drop_se)
+print("DPO+NLL α=1: training chosen log-prob above plain DPO's, beyond 3 SE over seeds:", gap > 3 * gap_se and gap > 0)
+print(f"plain DPO: held-out accuracy within 3 SE of chance ({n_eval} pairs; no gain shown at this scale):",
+      abs(held.mean() - 0.5) < 3 * math.sqrt(0.25 / n_eval))
 
 # %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
