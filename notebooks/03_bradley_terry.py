@@ -385,8 +385,8 @@ plt.tight_layout(); plt.show()
 # network the sentiment the gold reads. With the critic labels of 4.3 the two causes cannot be told
 # apart. What it did learn points the right way: the mean gap it gives grows with the true gap
 # (left panel of 4.6's figure: from $-0.14$ on the closest pairs to $+0.28$ on pairs with
-# $|\Delta\text{gold}| \ge 0.6$, the only bin clear of zero by 2 SE), and its gaps correlate with the
-# true gaps with Spearman 0.20. Recovering the differences themselves does not happen at this scale;
+# $|\Delta\text{gold}| \ge 0.6$, the only bin clear of zero, by 2 SE but not 3: a hint, not a shown
+# effect), and its gaps correlate with the true gaps with Spearman 0.20. Recovering the differences themselves does not happen at this scale;
 # the GPT-2 preset is where to try it.
 
 # %% [markdown] slideshow={"slide_type": "slide"}

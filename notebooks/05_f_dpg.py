@@ -415,8 +415,8 @@ print(f"largest difference between two divergences' mean VADER reward: {max(pair
 # * **Where the target is.** $p = a\,b/Z$ satisfies the constraint always, at
 #   $\mathrm{KL}(p\|a) = -\log Z = 2.29$ nats ($Z$ = the base model's rate 0.102 ± 0.027, so 1.9 to 3.0
 #   nats within 2 SE): the gold star. Every run ends further from $a$ than $p$ is (6 to 22 nats on the
-#   x-axis of the right panel) and satisfies the constraint less (0.15 to 0.65): none of them is
-#   approaching $p$; each has moved in directions $p$ does not ask for.
+#   x-axis of the right panel) and satisfies the constraint less (0.15 to 0.65): at this budget none
+#   of them reaches $p$; each has moved in directions $p$ does not ask for.
 # * All four target the *same* $p$: with enough capacity and samples they share the optimum, as in
 #   the exact world. What differs is the path and where a finite budget stops, which is why the
 #   choice of divergence shows up as different points in the alignment-vs-KL plane (Lecture 6, Fig. 16).
