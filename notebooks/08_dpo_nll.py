@@ -44,6 +44,7 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from rlhf_edu.config import get_scale, pick_device, seed_everything
 from rlhf_edu.data import PairCollator, load_splits, make_prompts, preference_pairs
@@ -196,12 +197,15 @@ print(f"mean log pi_ref of the chosen responses: training {ref_train.chosen.mean
 SEEDS = (0, 1, 2)
 alphas = {"DPO": 0.0, "DPO+NLL α=1.0": 1.0}
 policies, histories, seed_runs, train_end = {}, {}, {}, {}
+bar = tqdm(total=len(alphas) * len(SEEDS), desc="DPO runs", mininterval=5)  # one bar for the six runs
 for name, alpha in alphas.items():
     runs_, ends = [], []
     for seed in SEEDS:
         policy = copy.deepcopy(base)
         run_cfg = cfg.with_(alpha=alpha, seed=seed)
-        h = train_dpo(policy, tokenizer, train_pairs, eval_pairs, run_cfg, reference=ref_train, eval_reference=ref_eval)
+        h = train_dpo(policy, tokenizer, train_pairs, eval_pairs, run_cfg, reference=ref_train, eval_reference=ref_eval,
+                      progress=False)
+        bar.update()
         runs_.append(h)
         ends.append(evaluate_dpo(policy.eval(), tokenizer, train_pairs, ref_train, run_cfg))  # the whole training set
         if seed == SEEDS[0]:
@@ -214,6 +218,7 @@ for name, alpha in alphas.items():
           f"{ref_train.chosen.mean():.1f} -> {chosen.mean():.1f} ± {mean_se(chosen)[1]:.1f}; held-out chosen "
           f"{ref_eval.chosen.mean():.1f} -> {held.mean():.1f} ± {mean_se(held)[1]:.1f}; held-out accuracy "
           f"{seed_runs[name]['eval_accuracy'][:, -1].mean():.3f} (mean ± SE over {len(SEEDS)} seeds)")
+bar.close()
 
 # %% slideshow={"slide_type": "subslide"}
 colors = {"DPO": "tab:red", "DPO+NLL α=1.0": "tab:blue"}
