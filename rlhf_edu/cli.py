@@ -15,9 +15,7 @@ from .slides import SLIDES_DIR, build_slides
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
-    cfg = PretrainConfig(seed=args.seed, steps=args.steps, teacher=not args.no_teacher)
-    if args.out:
-        cfg.out_dir = args.out
+    cfg = PretrainConfig(seed=args.seed, steps=args.steps, teacher=not args.no_teacher, **({"out_dir": args.out} if args.out else {}))
     metrics = pretrain(cfg, write_card=args.card, compare_dir=args.compare)
     print(json.dumps({k: v for k, v in metrics.items() if k not in ("history", "eval", "baseline")}, indent=1))
     print(f"model written to {cfg.out_dir}; load it with RLHF_EDU_TINY_DIR={cfg.out_dir}", file=sys.stderr)
@@ -33,7 +31,7 @@ def cmd_sft(args: argparse.Namespace) -> int:
 
 
 def cmd_teacher_corpus(args: argparse.Namespace) -> int:
-    cfg = TeacherConfig(seed=args.seed, n_shards=args.shards, out_dir=args.shard_dir,
+    cfg = TeacherConfig(seed=args.seed, n_shards=args.shards, out_dir=args.shard_dir, kind=args.kind,
                         worker=args.worker, workers=args.workers, threads=1 if args.workers > 1 else 2)
     build_teacher_corpus(cfg)
     if args.pack:
@@ -97,10 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("teacher-corpus", help="maintainers: generate the teacher reviews with SmolLM2 (resumable shards)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--shards", type=int, default=TeacherConfig.n_shards, help="number of 96-review shards")
-    p.add_argument("--shard-dir", default=TeacherConfig.out_dir, help="where the shards go (default build/teacher_corpus)")
+    p.add_argument("--kind", choices=("review", "continue"), default="review", help="what the teacher writes (see TEACHER.md)")
+    p.add_argument("--shard-dir", default=None, help="where the shards go (default build/teacher_corpus or build/teacher_continuations)")
     p.add_argument("--workers", type=int, default=1, help="run this many processes in parallel, one thread each")
     p.add_argument("--worker", type=int, default=0, help="this process's index among --workers")
-    p.add_argument("--pack", default=None, metavar="FILE", help="then write the kept reviews to FILE (.jsonl.bz2)")
+    p.add_argument("--pack", default=None, metavar="FILE", help="then write the kept rows to FILE (.jsonl.bz2)")
     p.set_defaults(func=cmd_teacher_corpus)
 
     only_help = "comma-separated notebook numbers, e.g. 03,07 (default: all)"

@@ -30,7 +30,7 @@ from .resources import cache_dir
 from .data import format_document, lm_documents, load_splits, make_prompts, pack_blocks  # noqa: F401 (pack_blocks: re-export)
 from .generation import sample
 from .gold import english_words, lowercase_words, repeated_bigram_rate
-from .teacher_corpus import load_teacher_reviews
+from .teacher_corpus import load_teacher_corpus
 from .models import n_parameters
 
 EOS = "<|endoftext|>"
@@ -93,8 +93,9 @@ def cosine_lr(step: int, lr: float, warmup: int, steps: int) -> float:
 
 
 def teacher_documents() -> list[str]:
-    """The teacher reviews (:mod:`rlhf_edu.teacher_corpus`) as LM documents ``"<movie>: <text>"``."""
-    return [format_document(r["movie"], r["text"]) for r in load_teacher_reviews()]
+    """The teacher reviews and continuations (:mod:`rlhf_edu.teacher_corpus`) as LM documents
+    ``"<movie>: <text>"``."""
+    return [format_document(r["movie"], r["text"]) for r in load_teacher_corpus()]
 
 
 def train_tokenizer(docs: list[str], vocab_size: int = 8192):
@@ -298,8 +299,8 @@ def write_model_card(path: Path, m: dict) -> None:
         cells = [(p, repr(t.strip()).replace("|", "\\|")) for p, t in ev["samples"][:20]]  # a | would end the cell
         return "| prompt | continuation |\n|---|---|\n" + "\n".join(f"| `{p}` | {t} |" for p, t in cells)
 
-    teacher = ("plus the synthetic teacher reviews of [`TEACHER.md`](TEACHER.md) (short review sentences "
-               "written by SmolLM2-135M-Instruct about training-split movies)") if c["teacher"] else ""
+    teacher = ("plus the synthetic teacher corpus of [`TEACHER.md`](TEACHER.md) (short review sentences, and continuations "
+               "of training snippets' first words, written by SmolLM2-135M-Instruct)") if c["teacher"] else ""
     text = f"""# rlhf_edu/data: the tiny base model (v2)
 
 `rlhf_edu/data/tiny/` (package data) holds the CPU-scale base model of rlhf-edu: a `GPT2LMHeadModel` with
@@ -310,7 +311,7 @@ training split (80% of movies) of the Rotten Tomatoes critic snippets (formatted
 
 Rebuild it from scratch (deterministic under the seed on the same machine):
 
-    make teacher-corpus  # optional: regenerate the teacher reviews (resumable; see TEACHER.md)
+    make teacher-corpus  # optional: regenerate the teacher corpus (resumable; see TEACHER.md)
     make pretrain        # = rlhf-edu pretrain --out rlhf_edu/data/tiny --card
 
 | | |

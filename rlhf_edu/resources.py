@@ -21,6 +21,7 @@ DATA_DIR = PACKAGE_DIR / "data"
 SHIPPED_TINY_DIR = DATA_DIR / "tiny"
 CORPUS_FILE = DATA_DIR / "rotten_tomatoes_corpus_full.csv.bz2"
 TEACHER_CORPUS_FILE = DATA_DIR / "teacher_reviews.jsonl.bz2"
+TEACHER_CONTINUATIONS_FILE = DATA_DIR / "teacher_continuations.jsonl.bz2"
 
 CLONE_DIR = PACKAGE_DIR.parent
 IN_CLONE = (CLONE_DIR / "pyproject.toml").is_file() and (CLONE_DIR / "notebooks").is_dir()

