@@ -368,11 +368,12 @@ plt.show()
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # **Why it goes down, and below zero.** The subtracted part $\mathrm{KL}(s\|\pi)$ is positive for
-# every biased sampler, so the logged $k_1$ always falls below the true KL (1.4 nats here, the safe
-# sampler's estimate). Whether it also crosses zero depends on how far it falls: top-$k$ drives it
-# to about $-2$ to $-3$ nats; the forced length only pulls it down to about 0.3 nats with this model
-# (its $\mathrm{KL}(s\|\pi)$ is about 0.8; the table's last row). Noise alone makes single
-# responses negative even under the safe sampler (21% of them, the `k1<0` column): a negative
+# every biased sampler, so the logged $k_1$ always falls below the true KL (0.9 nats here, the safe
+# sampler's estimate). Whether it also crosses zero depends on how far it falls; with this model all
+# three biased samplers take it below zero, by many standard errors: top-$k$ to $-1.1$ ($k$=50) and
+# $-1.8$ nats ($k$=10), the forced length to $-1.5$ nats (its $\mathrm{KL}(s\|\pi)$ is 4.3, more
+# than its $\mathrm{KL}(s\|\pi_{\text{ref}})$ of 2.8; the table's last row). Noise alone makes single
+# responses negative even under the safe sampler (27% of them, the `k1<0` column): a negative
 # value is not by itself proof of a biased sampler, a negative *mean* beyond its noise is.
 #
 # * *Top-$k$* throws away the tail of $\pi$, so $s$ is a sharper version of $\pi$ on its head.
@@ -500,15 +501,15 @@ for k in ("top_k=10", "EOS forbidden"):
 # holds the policy to its reference.
 #
 # * **EOS forbidden.** The policy moves its mass onto EOS, the one token the sampler cannot show (its
-#   probability goes from $4\cdot10^{-5}$ to 1.00). Every token that can still be sampled becomes
+#   probability goes from $2\cdot10^{-5}$ to 1.00). Every token that can still be sampled becomes
 #   less likely under $\pi_\theta$ than under $\pi_{\text{ref}}$, so the logged KL falls without
-#   bound (below $-11$ nats at step 300, still falling) while the true KL saturates at 10.2 nats. This
+#   bound (below $-11$ nats at step 300, still falling) while the true KL saturates at 10.8 nats. This
 #   is the learnt version of section 4.3's mechanism, and it is the reverse of seed 004's wording
 #   ("a very low log prob to the EOS token"): lowering EOS would *raise* the logged KL.
 # * **Top-$k$=10.** The policy moves mass out of its own top 10 into the tokens the sampler never
-#   shows (their share grows from 0.51 to 1.00: it flattens), and the logged KL falls below zero (to
-#   $-1.6$ nats, noisy because the top 10 keep changing). Once the top 10 hold almost no mass, the log
-#   turns positive again, but the policy keeps drifting (true KL 2.5 nats at step 300). A log that
+#   shows (their share grows to 0.99 by step 300: it flattens), and the logged KL falls below zero (to
+#   $-1.3$ nats, noisy because the top 10 keep changing). Once the top 10 hold almost no mass, the log
+#   turns positive again, but the policy keeps drifting (true KL 3.7 nats at step 300). A log that
 #   looks sane does not mean the penalty worked.
 #
 # This loop differentiates the penalty (the "KL in the loss" variant). TRL's PPO puts
@@ -554,12 +555,12 @@ print(f"with log_target=True: {F.kl_div(lr, lp, reduction='batchmean', log_targe
 # * **Noise.** One batch's $k_1$ is noisy (section 4.2: one response's $k_1$ has a standard deviation as
 #   large as the KL itself), so read a smoothed curve, or log $k_3$ / the exact per-token KL next to it.
 # * **A negative `kl`** has two causes; tell them apart by its standard error.
-#   * *Noise.* The true KL is never negative, but when it is small its $k_1$ estimate often is: 21%
+#   * *Noise.* The true KL is never negative, but when it is small its $k_1$ estimate often is: 27%
 #     of single responses in section 4.3 are below zero under the safe sampler, and so is a batch
 #     mean at the start of training, when policy and reference are equal. A mean within about two
 #     standard errors of zero is not evidence of anything.
 #   * *A biased sampler* (top-$k$, top-$p$, temperature, min length, a stale policy) or misaligned
-#     per-token terms. Then the mean is off by many standard errors ($-2.8 \pm 0.2$ nats under
+#     per-token terms. Then the mean is off by many standard errors ($-1.8 \pm 0.1$ nats under
 #     top-$k$=10 in 4.3), in either direction (a flatter reference biases it upward), and a policy
 #     trained on it can learn to exploit it (the loop in 4.3). Fix the sampler before tuning $\beta$.
 # * **Sequence vs per-token.** The sequence KL grows with response length; per-token averages

@@ -90,8 +90,8 @@ plt.rcParams.update({"figure.dpi": 90, "axes.grid": True, "grid.alpha": 0.3})
 # $$\mathcal L_R(r_\phi, \mathcal D) = -\mathbb E_{(x, y_w, y_l)\sim\mathcal D}
 # \big[\log\sigma\big(r_\phi(x, y_w) - r_\phi(x, y_l)\big)\big].$$
 #
-# At a tie, $r_w = r_l$, the loss is $-\log\tfrac12 = \ln 2 \approx 0.693$: the value of an untrained
-# model that cannot tell the responses apart.
+# At a tie, $r_w = r_l$, the loss is $-\log\tfrac12 = \ln 2 \approx 0.693$: the value of a model
+# that cannot tell the responses apart (an untrained one can start above it, as in 4.3).
 #
 # **Notation warning.** The blog post "Understanding RLHF" (seed 002) writes the same loss with
 # $y_c$ for the *correct* (chosen) completion and $y_w$ for the **wrong** one, so its $y_w$ is the
@@ -266,15 +266,19 @@ for ax in axes:
 plt.tight_layout(); plt.show()
 
 # %% [markdown] slideshow={"slide_type": "slide"}
-# Read the printed history, not what we hoped for. The training loss starts near $\ln 2$ (the fresh
-# head gives nearly equal rewards) and falls to about 0.5, but the held-out loss does not: it moves
-# around $\ln 2$ (0.676 at step 0, 0.708 at step 120). Held-out accuracy ends at 0.633 on movies the
-# model never saw, yet the *untrained* head already scored 0.625 at step 0: the base model's features
-# carry some sentiment, and a random direction through them reads a little of it. With 256 held-out
-# pairs (standard error about 0.03), training adds no held-out accuracy this run can show; the model
-# memorises its 1,222 training pairs. VADER, a hand-built sentiment lexicon, is a strong zero-shot
-# baseline (0.688) because *fresh* versus *rotten* is mostly sentiment, and critic labels are noisy:
-# they label single snippets, not pairs, and the prompt (the movie name) carries no information.
+# Read the printed history, not what we hoped for. The fresh head does not give equal rewards: its
+# random reward gaps put the held-out loss *above* $\ln 2$ at step 0 (0.871), at chance accuracy
+# (0.496). The training loss falls to about 0.5 and the held-out loss falls below $\ln 2$ (0.680 at
+# step 40, 0.622 at step 80, 0.645 at step 120). Held-out accuracy climbs to 0.672 on movies the model
+# never saw: with 256 held-out pairs (standard error about 0.03) that is more than 5 standard errors
+# above chance, so training does teach the model something that carries over to new movies. In the
+# last third of the run the batches repeat pairs already trained on (120 steps of 16 pairs exceed the
+# 1,222 training pairs); there the training batches score above the held-out movies (right panel) and
+# the held-out loss ticks up: a hint of memorisation, not a shown effect. VADER, a hand-built
+# sentiment lexicon, is a strong zero-shot baseline (0.688) because *fresh* versus *rotten* is mostly
+# sentiment; the trained model gets about as far (0.672, within one standard error), no further.
+# Critic labels are noisy: they label single snippets, not pairs, and the prompt (the movie name)
+# carries no information.
 #
 # **Calibration.** Does a predicted $P(\text{chosen} \succ \text{rejected}) = 0.7$ come true 70 % of
 # the time? Each held-out pair enters twice, in both orders, so the table is symmetric about 0.5.
@@ -295,11 +299,13 @@ axes[1].set(xlabel=r"held-out reward gap $r_w - r_l$", ylabel="pairs", title="Ri
 plt.tight_layout(); plt.show()
 
 # %% [markdown] slideshow={"slide_type": "slide"}
-# The numbers next to the points are the number of predictions in each bin. After a short training
-# run the predictions stay close to 0.5 and the points sit near the diagonal there: the model is
-# modest, not over-confident. Over-confidence would push the points below the diagonal on the
-# right; the sign of it in this run is the held-out loss ending above its start (0.708 against
-# 0.676) while held-out accuracy stays flat (0.625 to 0.633).
+# The numbers next to the points are the number of predictions in each bin. The predictions spread
+# over the whole range, and the points lie on a line flatter than the diagonal: above it on the left,
+# below it on the right. That is the pattern of over-confidence (predictions more extreme than the
+# observed frequencies), but in the end bins (44 predictions each) the miss is only about 2 binomial
+# standard errors (computed from those counts): a hint, not a shown effect. The held-out loss hints the
+# same way, rising from 0.622 at step 80 to 0.645 at step 120 while held-out accuracy still climbs
+# (0.656 to 0.672).
 #
 # **Normalisation.** Shift the rewards to mean zero over a reference set of prompts
 # (`normalise_rewards`); accuracy and every BT probability are unchanged.
@@ -379,15 +385,18 @@ plt.tight_layout(); plt.show()
 # %% [markdown] slideshow={"slide_type": "-"}
 # **What the known truth tells us.** The labels cost 8 points: even the gold itself agrees with its
 # oracle's labels only 0.907 of the time, against an expected ceiling of 0.920 (within sampling
-# error, as it should be). The reward model is far below that ceiling: 0.523 held-out accuracy at the
-# end, where it also started, with a peak of 0.60 at step 80 (the accuracy curve in 4.6). So at this
-# scale the gap is the **model's**, not the labels': 1,500 pairs and 120 steps do not teach a 4-layer
-# network the sentiment the gold reads. With the critic labels of 4.3 the two causes cannot be told
-# apart. What it did learn points the right way: the mean gap it gives grows with the true gap
-# (left panel of 4.6's figure: from $-0.14$ on the closest pairs to $+0.28$ on pairs with
-# $|\Delta\text{gold}| \ge 0.6$, the only bin clear of zero, by 2 SE but not 3: a hint, not a shown
-# effect), and its gaps correlate with the true gaps with Spearman 0.20. Recovering the differences themselves does not happen at this scale;
-# the GPT-2 preset is where to try it.
+# error, as it should be). The reward model is far below that ceiling: 0.611 held-out accuracy at the
+# end, up from 0.463 at step 0, almost all of the rise made by step 40 (the accuracy curve in 4.6). That
+# is a little over 3 standard errors above chance (the printed sampling error of 0.034 on 216 pairs),
+# so it did learn something. But at this scale the gap to the ceiling is the **model's**, not the
+# labels': 1,500 pairs and 120 steps do not teach a 4-layer network most of the sentiment the gold
+# reads. With the critic labels of 4.3 the two causes cannot be told apart. How closely it follows
+# the truth is barely visible: its gaps correlate with the true gaps with Spearman 0.13, about 2
+# standard errors ($1/\sqrt{215}$ for 216 pairs), and the mean gap it gives does not grow steadily
+# with the true gap (left panel of 4.6's figure: it is positive on pairs with
+# $|\Delta\text{gold}| \ge 0.6$, the only bin clear of zero, by 2 SE but not 3, yet about as large on
+# the 27 closest pairs and near zero in between). Recovering the differences themselves does not
+# happen at this scale; the GPT-2 preset is where to try it.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ### 4.5 Centring, and the shift BT cannot see
@@ -416,10 +425,10 @@ ax.set(xlabel="step", ylabel=r"mean reward $(r_w + r_l)/2$ of the batch", title=
 ax.legend(fontsize=8); plt.tight_layout(); plt.show()
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# Without centring the level wanders (from about $-1.5$ to $+2$ in the figure) and averages $+1.41$
-# over the last 20 steps: the BT loss has no reason to hold it. With $c = 0.01$ it stays near zero
-# ($+0.03$ over the last 20 steps, within its step-to-step spread of 0.22). Held-out
-# accuracy (0.523 against 0.556) does not differ beyond its standard error of 0.034: centring fixes
+# Without centring the level wanders (figure) and averages $+0.56$ over the last 20 steps: the BT
+# loss has no reason to hold it. With $c = 0.01$ it is pulled to zero within a few steps and stays
+# near it ($-0.08$ over the last 20 steps, within its step-to-step spread of 0.17). Held-out
+# accuracy (0.611 against 0.606) does not differ beyond its standard error of 0.034: centring fixes
 # the level without touching the ranking, as it should.
 #
 # **A prompt-dependent shift.** Add a random $c(x)$ per movie to the trained model's held-out
@@ -452,7 +461,7 @@ for name, r in [("r", torch.cat([r_c, r_r])), ("r + c(x)", torch.cat([r_c + shif
 
 # %% [markdown] slideshow={"slide_type": "-"}
 # The shift leaves every pair's loss alone, yet it drops the pooled correlation with the gold from
-# 0.13 to 0.04; centring per prompt gives 0.19 for both. Where this matters:
+# 0.16 to 0.05; centring per prompt gives 0.21 for both. Where this matters:
 #
 # * **Notebook 04** compares the *distribution* of rewards a model assigns to the completions of
 #   each prompt; any analysis that pools rewards over prompts inherits $c(x)$.
@@ -507,14 +516,15 @@ axes[1].legend(fontsize=8)
 plt.tight_layout(); plt.show()
 
 # %% [markdown] slideshow={"slide_type": "-"}
-# The margin loss does what it asks for: larger gaps (mean 0.195 against 0.124), largest on the
-# pairs whose true gap is largest. Whether it ranks better is not shown at this scale: it agrees with
-# the true ranking on 0.565 of the held-out pairs against BT's 0.546, a paired difference of
-# $+0.019 \pm 0.013$, under 2 standard errors; the Spearman of its gaps with the true gaps is no
-# better (0.18 against 0.20). Both runs peak at step 80 (0.60) and fall back, far below the oracle's
-# ceiling of 0.92.
+# The margin loss pushes the gaps up, as it asks: mean 0.181 against 0.123 (no standard error is
+# printed for this difference, and the per-bin error bars overlap), largest on the pairs whose true
+# gap is largest, though also large on the 27 closest pairs. Whether it ranks better is not shown at
+# this scale: it agrees with the true ranking on 0.593 of the held-out pairs against BT's 0.602, a
+# paired difference of $-0.009 \pm 0.011$, under 1 standard error; the Spearman of its gaps with the
+# true gaps is about the same (0.15 against 0.13). Both runs make their gain by step 40 and then stay
+# about flat (BT ends at 0.611), far below the oracle's ceiling of 0.92.
 #
-# With a margin the loss no longer starts at $\ln 2$: at a tie it is $-\log\sigma(-m) > \ln 2$.
+# With a margin the loss of a tie is no longer $\ln 2$: it is $-\log\sigma(-m) > \ln 2$.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 5. What the logged metrics mean
