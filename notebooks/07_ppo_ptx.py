@@ -282,21 +282,26 @@ plt.show()
 # the same order); the bar chart below compares the final policies with the base model on one set
 # of 64 evaluation prompts.
 #
-# * **β = 0** pushes the proxy reward up fastest (6.6 to 13.0), and nothing holds it back: its KL
-#   from the reference reaches 19.7 nats and the held-out LM loss rises the most (5.60 to 6.21
+# * **β = 0** ends with the most proxy reward (1.6 to 12.2), and nothing holds it back: its KL
+#   from the reference reaches 34.3 nats and the held-out LM loss rises the most (5.57 to 6.79
 #   nats/token), i.e. the model is forgetting how reviews are written.
-# * **β = 0.1** ends with less proxy reward (10.5) and about half the KL (9.7 nats). Its KL is still
+# * **β = 0.1** ends with less proxy reward (10.7) and about half the KL (17.4 nats). Its KL is still
 #   rising at the last iteration: it has not levelled off within this budget.
-# * **β = 0.1 + ptx** ends with the least proxy reward (9.6), the least KL (4.6 nats) and no LM-loss
-#   rise at all (5.60 to 5.56). Its run sits earlier on the same reward-KL path, so at this scale
-#   this looks as much like *less optimisation* as like a lower tax at equal reward; one seed cannot
-#   separate the two.
-# * **Gold judge:** reward hacking does **not** appear in this run. The β = 0 policy, which drifted
-#   furthest, also has the highest gold score on the 64 evaluation prompts (+0.44 against the base
-#   model's -0.10 on 64 prompts, figure below): within 20 iterations the proxy and the gold still
-#   move together.
-#   The β = 0.1 run ends within 3 standard errors of the base model (the checks print the verdict).
-#   Showing over-optimisation needs longer runs and several seeds.
+# * **β = 0.1 + ptx** ends with the least proxy reward (6.5), the least KL (8.7 nats) and no LM-loss
+#   rise at all (5.57 to 5.56). Its run sits earlier on the same reward-KL path, so part of its
+#   smaller tax is *less optimisation*; but when the β = 0.1 run passed a similar proxy reward
+#   (iterations 10-15 in the figure) its held-out loss was already well above the base model's, so
+#   in this run ptx also looks like a lower tax at similar reward. One seed cannot separate the two.
+# * **Gold judge:** in this run the β = 0 policy shows the reward-hacking pattern. Its rollout gold
+#   rises with the proxy until about iteration 15, then falls while the proxy keeps climbing, and
+#   ends below where it started (gold +0.01 to -0.14, proxy +1.57 to +12.22). Its samples below have
+#   collapsed into one praise word on a loop ("a ominous tale, gritty, gritty, gritty, gritty and
+#   gritty."), which the reward model loves and the judge's repeated-bigram term punishes. On the 64
+#   evaluation prompts (printed under the bar chart) it has the highest proxy (+12.75 ± 0.35) and a
+#   gold of -0.181 ± 0.056, below the base model's -0.048 ± 0.057 but by only 1.7 SE. The β = 0.1
+#   policy, which the KL penalty held nearer the reference, reaches a gold of +0.470 ± 0.059, above the
+#   base model by 6.3 SE and above the β = 0 policy by 8 SE (SE over prompts). Both are one training
+#   seed: these gaps are over prompts, not over seeds, so over-optimisation is seen here, not yet shown.
 
 # %% slideshow={"slide_type": "-"}
 for name in RUNS:
@@ -319,6 +324,9 @@ for ax, vals, title in [(axes[0], golds, "gold judge"), (axes[1], proxies, "prox
     ax.set_ylabel("mean +- s.e.m.")
 fig.tight_layout()
 plt.show()
+for label, g, pr in zip(labels, golds, proxies):
+    print(f"{label:18s} gold {g.mean().item():+.3f} ± {g.std().item() / math.sqrt(len(g)):.3f}   "
+          f"proxy {pr.mean().item():+.2f} ± {pr.std().item() / math.sqrt(len(pr)):.2f}")
 
 # %% slideshow={"slide_type": "subslide"}
 tax = {n: h["heldout_lm_loss"][-1] - h["heldout_lm_loss"][0] for n, h in histories.items()}
@@ -368,10 +376,13 @@ print("beta=0: proxy reward rose by > 0.3:", h0["reward"][-1] - h0["reward"][0] 
 print("beta=0 drifts further from the reference than beta>0 (final KL):", h0["kl"][-1] > hk["kl"][-1])
 print("beta=0 has the largest held-out LM-loss rise:", tax[n0] > max(tax[nk], tax[np_]))
 print("ptx run has a smaller held-out LM-loss rise than beta>0 alone:", tax[np_] < tax[nk])
-gold_k, gold_0 = finals[nk]["gold"], base_eval["gold"]
-se_gap = math.sqrt(gold_k.var().item() / len(gold_k) + gold_0.var().item() / len(gold_0))
-print("KL-penalised run's gold reward within 3 SE of the base model (no gold gain shown, 64 samples):",
-      abs(gold_k.mean().item() - gold_0.mean().item()) < 3 * se_gap)
+gold_0 = base_eval["gold"]
+for n in RUNS:  # final policy against the base model on the same 64 evaluation prompts (one training seed)
+    g = finals[n]["gold"]
+    d = g.mean().item() - gold_0.mean().item()
+    se_gap = math.sqrt(g.var().item() / len(g) + gold_0.var().item() / len(gold_0))
+    print(f"{n}: final gold {'above' if d > 0 else 'below'} the base model's by > 3 SE over prompts:",
+          abs(d) > 3 * se_gap)
 
 # %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
