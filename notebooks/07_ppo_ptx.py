@@ -292,6 +292,7 @@ plt.show()
 #   smaller tax is *less optimisation*; but when the β = 0.1 run passed a similar proxy reward
 #   (iterations 10-15 in the figure) its held-out loss was already well above the base model's, so
 #   in this run ptx also looks like a lower tax at similar reward. One seed cannot separate the two.
+#   On the 64 evaluation prompts its gold (+0.126 ± 0.064) is 2.0 SE above the base model's: not shown.
 # * **Gold judge:** in this run the β = 0 policy shows the reward-hacking pattern. Its rollout gold
 #   rises with the proxy until about iteration 15, then falls while the proxy keeps climbing, and
 #   ends below where it started (gold +0.01 to -0.14, proxy +1.57 to +12.22). Its samples below have
