@@ -19,8 +19,9 @@
 #
 # The last stage of classic RLHF: a policy samples answers, a learned reward model scores them, and
 # PPO pushes the policy towards higher reward while a KL penalty holds it near the model it started
-# from. We run it three ways on the tiny movie-review model and watch what each piece buys:
-# no KL penalty (reward hacking), a KL penalty, and a KL penalty plus pretraining gradients (PPO-ptx).
+# from. We sweep the KL coefficient (β = 0, 0.1, 0.3) and add pretraining gradients (PPO-ptx), three
+# seeds each, on the tiny movie-review model, and judge every run by a gold reward it never sees:
+# over-optimisation of the proxy (Gao et al. 2022), the KL that holds it back, and the alignment tax.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 1. Learning goals
@@ -33,8 +34,8 @@
 #    number (clip fraction, approximate KL, entropy, value loss) tells you;
 # 3. recognise **reward hacking**: with $\beta = 0$ the proxy reward climbs while the text drifts
 #    away from language and the gold reward stops following;
-# 4. explain the **alignment tax** (held-out language-modelling loss rising during RLHF) and how the
-#    PPO-ptx objective (eq. 6) pays part of it back;
+# 4. explain the **alignment tax** (held-out language-modelling loss rising during RLHF), and compare
+#    PPO-ptx (eq. 6) with plain PPO at the same KL rather than at the same iteration;
 # 5. estimate what the same run costs at GPT-2-small scale on one GPU.
 
 # %% slideshow={"slide_type": "skip"}
@@ -51,20 +52,25 @@ if importlib.util.find_spec("rlhf_edu") is None:
 
 import copy
 import inspect
+import json
 import math
 import time
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from rlhf_edu.config import get_scale, seed_everything
 from rlhf_edu.data import lm_documents, load_splits, make_prompts, preference_pairs
 from rlhf_edu.models import frozen_copy, load_policy, load_reward_model, n_parameters, scalar_head_from_lm
 from rlhf_edu.bradley_terry import RewardModelConfig, score_texts, train_reward_model
-from rlhf_edu import ppo, rewards
-from rlhf_edu.ppo import PPOConfig, evaluate_policy, heldout_lm_loss, ptx_blocks, train_ppo
-from rlhf_edu.plotting import smooth  # centred moving average, edges padded
+from rlhf_edu import gold, ppo, rewards
+from rlhf_edu.generation import sample
+from rlhf_edu.logprobs import response_logprobs
+from rlhf_edu.ppo import PPOConfig, heldout_lm_loss, ptx_blocks, train_ppo
+from rlhf_edu.plotting import band, effect_verdict, mean_se, smooth, stack_histories
 
 scale = get_scale()
 gen = seed_everything(0, threads=2)
@@ -165,24 +171,31 @@ print(inspect.getsource(ppo.train_ppo))
 #   (common English words, no repeated bigrams, at least five words), a scorer the policy never sees.
 #   Degenerate text scores below a neutral review. When the proxy rises and the gold does not, the
 #   policy is exploiting the reward model.
-# * **Prompts:** a movie name and the first four words of a review. **ptx data:** review text from
-#   the validation movies. **Held-out LM loss:** review text from the test movies.
+# * **Prompts:** a movie name and the first four words of a review.
+# * **ptx data:** the critics' snippets of the validation movies. **Held-out LM loss:** the *plot
+#   summaries* of the test movies, a different kind of text (neutral, descriptive) that ptx never
+#   rehearses, so the tax is measured where ptx cannot pay it back by memorising.
 
 # %% slideshow={"slide_type": "-"}
 splits = load_splits()
 policy0, tokenizer = load_policy(scale)
+TINY = scale.name == "tiny"
 prompts = list(make_prompts(splits["train"], n=4000, seed=0)["prompt"])
-eval_prompts = list(make_prompts(splits["validation"], n=64, seed=1)["prompt"])  # 64 for the gold check
-ptx_data = ptx_blocks(tokenizer, lm_documents(splits["validation"]), block_tokens=32)
-heldout = ptx_blocks(tokenizer, lm_documents(splits["test"]), block_tokens=32, max_blocks=64)
-base_cfg = PPOConfig.from_scale(scale)
+eval_prompts = list(make_prompts(splits["validation"], n=64, seed=1)["prompt"])  # 64 for the final verdicts
+reviews_val = splits["validation"].filter(lambda r: r["label"] != "plot")  # critics' snippets only
+plots_test = splits["test"].filter(lambda r: r["label"] == "plot")  # plot summaries: another kind of text
+ptx_data = ptx_blocks(tokenizer, lm_documents(reviews_val), block_tokens=32)
+heldout = ptx_blocks(tokenizer, lm_documents(plots_test), block_tokens=32, max_blocks=64)
+# on a CPU: 16 prompts per iteration and a larger step, so that 12 runs fit in about 5 minutes
+base_cfg = PPOConfig.from_scale(scale, eval_every=4, **(dict(
+    iterations=22, batch_size=16, minibatch_size=8, lr=3e-4, ptx_batch_size=4, reuse_sampler_logprobs=True)
+    if TINY else dict(iterations=40)))
 print(f"policy: {n_parameters(policy0)/1e6:.1f}M parameters; {len(prompts)} prompts; "
-      f"ptx blocks {tuple(ptx_data.shape)}; held-out blocks {tuple(heldout.shape)}")
+      f"ptx blocks (critic reviews) {tuple(ptx_data.shape)}; held-out blocks (plot summaries) {tuple(heldout.shape)}")
 print(f"PPO: {base_cfg.iterations} iterations x {base_cfg.batch_size} prompts x {base_cfg.max_new_tokens} tokens, "
-      f"{base_cfg.ppo_epochs} epochs of minibatch {base_cfg.minibatch_size}")
+      f"{base_cfg.ppo_epochs} epochs of minibatch {base_cfg.minibatch_size}, lr {base_cfg.lr}")
 
 # %% slideshow={"slide_type": "-"}
-TINY = scale.name == "tiny"
 reward_model = load_reward_model(scale)
 # on a CPU: 100 steps on reviews cut to 40 tokens (about the length of the RL responses)
 rm_cfg = RewardModelConfig.from_scale(scale, eval_every=10_000, **(dict(steps=100, max_len=40, lr=3e-4) if TINY else {}))
@@ -203,142 +216,228 @@ def proxy_reward(rollout):
 
 
 # %% slideshow={"slide_type": "-"}
-base_eval = evaluate_policy(policy0, tokenizer, eval_prompts, base_cfg.max_new_tokens, reward_fn=proxy_reward)
+@torch.no_grad()
+def evaluate(policy, reference):
+    """Sample the 64 evaluation prompts once (fixed sampler seed) and score the responses: mean gold,
+    proxy, KL to the reference (k1 per response), share of repeated bigrams, and the first samples."""
+    ro = sample(policy, tokenizer, eval_prompts, base_cfg.max_new_tokens, seed=1234, max_prompt_tokens=16)
+    ref_lp = response_logprobs(reference, ro.input_ids, ro.attention_mask, ro.prompt_length)  # (B, R)
+    return dict(gold=gold.gold_reward(ro.texts).mean().item(), proxy=proxy_reward(ro).mean().item(),
+                kl=((ro.logprobs - ref_lp) * ro.response_mask).sum(-1).mean().item(),
+                repeats=float(np.mean([gold.repeated_bigram_rate(t) for t in ro.texts])), texts=ro.texts[:3])
+
+
+base_final = evaluate(policy0, policy0)  # the base model on the same prompts (its KL to itself is 0)
 base_lm = heldout_lm_loss(policy0, heldout)
-print(f"base model on 64 prompts: gold {base_eval['gold'].mean():+.3f}, proxy {base_eval['proxy'].mean():+.3f}, "
-      f"held-out LM loss {base_lm:.3f}")
-for p, y in list(zip(eval_prompts, base_eval["texts"]))[:3]:
+print(f"base model on 64 prompts: gold {base_final['gold']:+.3f}, proxy {base_final['proxy']:+.3f}, "
+      f"held-out LM loss on plot summaries {base_lm:.3f}")
+for p, y in zip(eval_prompts, base_final["texts"]):
     print(f"  {p!r} -> {y!r}")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# ### 4.2 Three runs at equal seeds and samples
+# ### 4.2 A β sweep over three seeds
 #
-# Each run starts from the same base model, sees the same prompts in the same order and uses the same
-# sampler seed. Only the regulariser changes.
+# Three KL coefficients, β = 0 (no penalty), 0.1 and 0.3, and PPO-ptx at β = 0.1, each trained
+# from the same base model with three seeds. A seed fixes the prompt order, the sampler and the
+# value head's initialisation, so the four settings see the same prompts in the same order within
+# a seed. Every figure below shows the mean over seeds with a ± 1 standard-error band.
 
 # %% slideshow={"slide_type": "-"}
-BETA, PTX_COEF = 0.1, 0.5
-RUNS = {
-    "beta = 0 (no KL)": dict(beta=0.0),
-    f"beta = {BETA}": dict(beta=BETA),
-    f"beta = {BETA} + ptx": dict(beta=BETA, ptx_coef=PTX_COEF),
-}
-histories, finals = {}, {}
+SEEDS, BETA_PTX, PTX_COEF = (0, 1, 2), 0.1, 0.5
+RUNS = {"beta = 0": dict(beta=0.0), "beta = 0.1": dict(beta=0.1), "beta = 0.3": dict(beta=0.3),
+        f"beta = {BETA_PTX} + ptx": dict(beta=BETA_PTX, ptx_coef=PTX_COEF)}
+colors = dict(zip(RUNS, ["tab:red", "tab:blue", "tab:purple", "tab:green"]))
 
 
-def run(name):
-    seed_everything(0, threads=2)
+def run(name, seed):
+    """One PPO run from the base model; returns its history plus ``final``, the final policy's
+    scores on the 64 evaluation prompts (:func:`evaluate`)."""
+    seed_everything(seed, threads=2)
     policy, reference, value = copy.deepcopy(policy0), frozen_copy(policy0), scalar_head_from_lm(policy0)
-    cfg = base_cfg.with_(**RUNS[name])
-    t = time.perf_counter()
-    histories[name] = h = train_ppo(cfg, policy, reference, value, tokenizer, prompts, proxy_reward,
-                                    ptx_data=ptx_data, heldout=heldout)
-    finals[name] = evaluate_policy(policy, tokenizer, eval_prompts, cfg.max_new_tokens, reward_fn=proxy_reward)
-    print(f"{name}: {time.perf_counter() - t:5.1f} s | proxy {h['reward'][0]:+.2f} -> {h['reward'][-1]:+.2f} | "
-          f"gold {h['gold'][0]:+.2f} -> {h['gold'][-1]:+.2f} | KL {h['kl'][-1]:5.2f} nats | "
-          f"held-out LM loss {h['heldout_lm_loss'][0]:.3f} -> {h['heldout_lm_loss'][-1]:.3f}")
+    cfg = base_cfg.with_(seed=seed, **RUNS[name])
+    h = train_ppo(cfg, policy, reference, value, tokenizer, prompts, proxy_reward, ptx_data=ptx_data,
+                  heldout=heldout, progress=False)
+    h["final"] = evaluate(policy, reference)
+    return h
 
 
-# %% slideshow={"slide_type": "-"}
-run("beta = 0 (no KL)")
-
-# %% slideshow={"slide_type": "-"}
-run(f"beta = {BETA}")
-
-# %% slideshow={"slide_type": "-"}
-run(f"beta = {BETA} + ptx")
-
+t = time.perf_counter()
+raw = {name: [] for name in RUNS}
+with tqdm(total=len(RUNS) * len(SEEDS), desc="PPO runs", mininterval=5) as bar:
+    for name in RUNS:
+        for seed in SEEDS:
+            raw[name].append(run(name, seed))
+            bar.update()
+H = {name: stack_histories(hs) for name, hs in raw.items()}  # {run: {key: (seeds, iterations) array}}
+F = {name: {k: np.array([h["final"][k] for h in hs]) for k in ("gold", "proxy", "kl", "repeats")}
+     for name, hs in raw.items()}  # {run: {key: (seeds,) array}}: the final policies on the evaluation prompts
+# notebook 08 draws these runs beside DPO on one reward-KL plane
+Path("results").mkdir(exist_ok=True)
+Path(f"results/07_ppo_{scale.name}.json").write_text(json.dumps(
+    {"prompts": eval_prompts, "max_new_tokens": base_cfg.max_new_tokens, "base": base_final,
+     "runs": {n: {k: v.tolist() for k, v in f.items()} for n, f in F.items()}}, indent=1))
+print(f"{len(RUNS)} settings x {len(SEEDS)} seeds in {time.perf_counter() - t:.0f} s; mean ± SE over seeds:")
+for name, h in H.items():
+    m = lambda x: "{:+.2f} ± {:.2f}".format(*mean_se(x))
+    print(f"  {name:16s} proxy {m(h['reward'][:, -3:].mean(1))} | gold {m(h['gold'][:, -3:].mean(1))} | "
+          f"KL {m(h['kl'][:, -3:].mean(1))} nats | length {m(h['response_length'][:, -3:].mean(1))} tokens "
+          f"(last 3 iterations)")
 
 # %% slideshow={"slide_type": "subslide"}
-colors = dict(zip(RUNS, ["tab:red", "tab:blue", "tab:green"]))
-fig, axes = plt.subplots(2, 2, figsize=(11, 7))
-for name, h in histories.items():
-    it = h["iteration"]
-    axes[0, 0].plot(it, smooth(h["reward"]), color=colors[name], label=name)
-    axes[0, 1].plot(it, smooth(h["gold"]), color=colors[name], label=name)
-    axes[1, 0].plot(it, h["kl"], color=colors[name], label=name)
-    axes[1, 1].plot(h["eval_iteration"], h["heldout_lm_loss"], "o-", color=colors[name], label=name)
-axes[1, 1].axhline(base_lm, color="gray", ls="--", label="base model")  # same held-out blocks as the curves
-titles = ["proxy reward (reward model), rollout mean", "gold judge, rollout mean (iteration 0 = base model)",
-          "KL(pi || pi_ref) per response (nats, k1)", "held-out LM loss on review text (nats/token)"]
-for ax, title in zip(axes.flat, titles):
-    ax.set_title(title)
-    ax.set_xlabel("PPO iteration")
-    ax.legend(fontsize=8)
-axes[0, 0].set_ylabel("reward-model score")
-axes[0, 1].set_ylabel("gold (sentiment x readability)")
-axes[1, 0].set_ylabel("nats")
-axes[1, 1].set_ylabel("nats per token")
-fig.suptitle("Sentiment RLHF three ways (curves smoothed over 3 iterations)")
+it = H["beta = 0"]["iteration"][0]
+panels = [("reward", "proxy reward (reward model)", "reward-model score"),
+          ("gold", "gold judge (never seen in training)", "sentiment x readability"),
+          ("kl", "KL(pi || pi_ref) per response (k1)", "nats"),
+          ("response_length", "response length", "tokens")]
+fig, axes = plt.subplots(1, 4, figsize=(16, 3.8))
+for ax, (key, title, ylabel) in zip(axes, panels):
+    for name, h in H.items():
+        band(ax, it, h[key], label=name, color=colors[name], k=3)
+    ax.set(title=title, xlabel="PPO iteration", ylabel=ylabel)
+axes[1].axhline(H["beta = 0"]["gold"][:, 0].mean(), color="gray", ls="--", lw=1, label="base model (iteration 0)")
+axes[1].legend(fontsize=8)
+fig.suptitle(f"Rollout means over {len(SEEDS)} seeds (± 1 SE bands, smoothed over 3 iterations); "
+             "iteration 0 is the base model on the same prompts")
 fig.tight_layout()
 plt.show()
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# **Reading the curves.**
+# **Reading the curves** (mean ± SE over three seeds, numbers printed above).
 #
-# One seed per setting: the bullets describe this run, and only the verdicts in section 6 are
-# checked. Differences between runs are not tested across seeds here. In the curves, iteration 0 is
-# the base model on the same prompts as the rest of each curve (every run sees the same prompts in
-# the same order); the bar chart below compares the final policies with the base model on one set
-# of 64 evaluation prompts.
+# * **The proxy rises in every setting**, most without a KL penalty: over the last three iterations
+#   +12.45 ± 0.44 at β = 0, +10.59 ± 0.57 at β = 0.1, +8.63 ± 1.32 at β = 0.3 and +6.56 ± 1.26 with
+#   ptx, from about +1.6 at iteration 0.
+# * **β prices the distance.** The KL ends at 58.0 ± 3.2 nats at β = 0, 29.3 ± 4.0 at β = 0.1 and
+#   15.1 ± 2.0 at β = 0.3 (each step beyond 3 SE, section 6), and it is still rising in every run:
+#   none has levelled off within 22 iterations.
+# * **Length.** Without a penalty every response runs to the 20-token limit (20.00 ± 0.00): longer
+#   answers hold more praise words for the reward model. With β = 0.3 the answers shrink from about
+#   15 to 8.9 ± 1.6 tokens: the penalty is paid per token, so a short answer is a cheap answer.
+# * **The gold judge** (second panel) is noisier: 16 responses per iteration, and seeds that take
+#   off at different times. Over the last three iterations it reads −0.06 ± 0.12 at β = 0,
+#   +0.25 ± 0.15 at β = 0.1, +0.15 ± 0.09 at β = 0.3 and +0.09 ± 0.20 with ptx, none beyond 3 SE
+#   of the others. Its shape is the lesson: at β = 0 it rises with the proxy until about
+#   iteration 8 and then turns down while the proxy keeps climbing; the next figure measures that turn.
+
+# %% slideshow={"slide_type": "subslide"}
+# Gao et al. (2022) plot gold and proxy against the distance travelled from the start, sqrt(KL)
+fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+for name, h in H.items():
+    x = np.sqrt(np.clip(smooth(h["kl"], 3).mean(0), 0, None))  # mean over seeds of the smoothed KL
+    for ax, key in zip(axes, ("reward", "gold")):
+        band(ax, x, h[key], label=name, color=colors[name], k=3)
+for ax, title in zip(axes, ("proxy reward", "gold judge")):
+    ax.set(title=f"{title} against the distance from the base model", xlabel="sqrt(KL) (sqrt nats)")
+    ax.legend(fontsize=8)
+fig.tight_layout()
+plt.show()
+g0 = smooth(H["beta = 0"]["gold"], 5)  # (seeds, iterations): 5-iteration moving average per seed
+r0 = smooth(H["beta = 0"]["reward"], 5)
+peak = g0.mean(0).argmax()  # the iteration where the seed-mean gold peaks
+drop_gold, rise_proxy = g0[:, peak] - g0[:, -1], r0[:, -1] - r0[:, peak]  # per seed
+print(f"beta = 0: seed-mean gold peaks at iteration {it[peak]} (KL {H['beta = 0']['kl'][:, peak].mean():.1f} nats); "
+      f"from there to the end, gold falls by {mean_se(drop_gold)[0]:+.2f} ± {mean_se(drop_gold)[1]:.2f} "
+      f"while the proxy rises by {mean_se(rise_proxy)[0]:+.2f} ± {mean_se(rise_proxy)[1]:.2f} (mean ± SE over seeds)")
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# **Over-optimisation (Gao et al. 2022).** Plotted against the distance from the base model, the
+# proxy rises monotonically in every run (left), but the gold does not (right). At β = 0 the
+# seed-mean gold peaks at iteration 8, at a KL of 19.4 nats, and from there to the end it falls by
+# 0.19 ± 0.09 while the proxy rises by another 5.85 ± 1.78 (mean ± SE over seeds, each curve
+# smoothed over 5 iterations). The fall is 2.1 SE: it passes the 2-SE criterion for "the gold
+# stops following the proxy" but not the course's 3-SE bar for a shown effect, and the peak is
+# picked from the same curves, which flatters it. The β > 0 runs stop at smaller KL, where the gold
+# is still rising: the KL penalty keeps them on the good side of the peak.
 #
-# * **β = 0** ends with the most proxy reward (1.6 to 12.2), and nothing holds it back: its KL
-#   from the reference reaches 34.3 nats and the held-out LM loss rises the most (5.57 to 6.79
-#   nats/token), i.e. the model is forgetting how reviews are written.
-# * **β = 0.1** ends with less proxy reward (10.7) and about half the KL (17.4 nats). Its KL is still
-#   rising at the last iteration: it has not levelled off within this budget.
-# * **β = 0.1 + ptx** ends with the least proxy reward (6.5), the least KL (8.7 nats) and no LM-loss
-#   rise at all (5.57 to 5.56). Its run sits earlier on the same reward-KL path, so part of its
-#   smaller tax is *less optimisation*; but when the β = 0.1 run passed a similar proxy reward
-#   (iterations 10-15 in the figure) its held-out loss was already well above the base model's, so
-#   in this run ptx also looks like a lower tax at similar reward. One seed cannot separate the two.
-#   On the 64 evaluation prompts its gold (+0.126 ± 0.064) is 2.0 SE above the base model's: not shown.
-# * **Gold judge:** in this run the β = 0 policy shows the reward-hacking pattern. Its rollout gold
-#   rises with the proxy until about iteration 15, then falls while the proxy keeps climbing, and
-#   ends below where it started (gold +0.01 to -0.14, proxy +1.57 to +12.22). Its samples below have
-#   collapsed into one praise word on a loop ("a ominous tale, gritty, gritty, gritty, gritty and
-#   gritty."), which the reward model loves and the judge's repeated-bigram term punishes. On the 64
-#   evaluation prompts (printed under the bar chart) it has the highest proxy (+12.75 ± 0.35) and a
-#   gold of -0.181 ± 0.056, below the base model's -0.048 ± 0.057 but by only 1.7 SE. The β = 0.1
-#   policy, which the KL penalty held nearer the reference, reaches a gold of +0.470 ± 0.059, above the
-#   base model by 6.3 SE and above the β = 0 policy by 8 SE (SE over prompts). Both are one training
-#   seed: these gaps are over prompts, not over seeds, so over-optimisation is seen here, not yet shown.
+# What the gold punishes is visible in the samples below: the β = 0 policies of all three seeds
+# loop a handful of praise words ("entertaining and entertaining and entertaining experience
+# entertaining and entertaining ..."), which the reward model scores highly and the judge's
+# repeated-bigram term does not. On the evaluation prompts, 32.0% ± 4.2% of the β = 0 policies'
+# word bigrams repeat an earlier one, against 13.1% ± 3.1% at β = 0.1, 4.5% ± 2.5% at β = 0.3 and
+# 0.1% for the base model (both gaps beyond 3 SE, section 6).
 
 # %% slideshow={"slide_type": "-"}
 for name in RUNS:
-    print(f"--- {name} (final policy, first 4 evaluation prompts)")
-    for p, y in list(zip(eval_prompts, finals[name]["texts"]))[:4]:
-        print(f"  {p!r} -> {y!r}")
+    print(f"--- {name}: final policy of each seed, first evaluation prompt")
+    for seed, h in zip(SEEDS, raw[name]):
+        print(f"  seed {seed}: {eval_prompts[0]!r} -> {h['final']['texts'][0]!r}")
 
 # %% slideshow={"slide_type": "subslide"}
+fig, axes = plt.subplots(1, 3, figsize=(15, 3.6))
 labels = ["base model"] + list(RUNS)
-golds = [base_eval["gold"]] + [finals[n]["gold"] for n in RUNS]
-proxies = [base_eval["proxy"]] + [finals[n]["proxy"] for n in RUNS]
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
 x = np.arange(len(labels))
-for ax, vals, title in [(axes[0], golds, "gold judge"), (axes[1], proxies, "proxy reward (reward model)")]:
-    means = [v.mean().item() for v in vals]
-    sems = [v.std().item() / np.sqrt(len(v)) for v in vals]
-    ax.bar(x, means, yerr=sems, capsize=4, color=["gray"] + [colors[n] for n in RUNS])
+for ax, key, title in [(axes[0], "gold", "gold judge"), (axes[1], "proxy", "proxy reward (reward model)"),
+                       (axes[2], "repeats", "share of repeated word bigrams")]:
+    means = [base_final[key]] + [mean_se(F[n][key])[0] for n in RUNS]
+    ses = [0.0] + [mean_se(F[n][key])[1] for n in RUNS]
+    ax.bar(x, means, yerr=ses, capsize=4, color=["gray"] + [colors[n] for n in RUNS])
     ax.set_xticks(x, labels, rotation=15, fontsize=8)
-    ax.set_title(f"{title}: final policies, 64 evaluation prompts")
-    ax.set_ylabel("mean +- s.e.m.")
+    ax.set(title=f"{title}: final policies", ylabel="mean ± SE over seeds")
+fig.suptitle("The final policies on the 64 evaluation prompts (the base model on the same prompts, one sample each)")
 fig.tight_layout()
 plt.show()
-for label, g, pr in zip(labels, golds, proxies):
-    print(f"{label:18s} gold {g.mean().item():+.3f} ± {g.std().item() / math.sqrt(len(g)):.3f}   "
-          f"proxy {pr.mean().item():+.2f} ± {pr.std().item() / math.sqrt(len(pr)):.2f}")
+print(f"{'base model':16s} gold {base_final['gold']:+.3f}           proxy {base_final['proxy']:+.2f}          "
+      f"repeated bigrams {base_final['repeats']:.3f}")
+for name, f in F.items():
+    (g, gs), (pr, ps), (rb, rs), (k, ks) = (mean_se(f[key]) for key in ("gold", "proxy", "repeats", "kl"))
+    print(f"{name:16s} gold {g:+.3f} ± {gs:.3f}   proxy {pr:+.2f} ± {ps:.2f}   repeated bigrams {rb:.3f} ± {rs:.3f}"
+          f"   KL {k:5.1f} ± {ks:.1f} nats   (SE over {len(SEEDS)} seeds)")
 
-# %% slideshow={"slide_type": "subslide"}
-tax = {n: h["heldout_lm_loss"][-1] - h["heldout_lm_loss"][0] for n, h in histories.items()}
-fig, ax = plt.subplots(figsize=(6, 4))
-for n, h in histories.items():
-    ax.scatter(finals[n]["proxy"].mean(), tax[n], s=80, color=colors[n], label=n)
-ax.set_xlabel("final proxy reward (64 evaluation prompts)")
-ax.set_ylabel("rise of held-out LM loss (nats/token)")
-ax.set_title("The alignment tax: LM-loss rise against reward reached")
+# %% [markdown] slideshow={"slide_type": "-"}
+# **The final policies** (one sample per evaluation prompt, mean ± SE over seeds). The proxy orders
+# the runs by how little they are held back: +12.90 ± 0.38 at β = 0, down to +4.76 ± 0.74 with ptx,
+# against +1.23 for the base model. The gold does not follow: β = 0 ends lowest (−0.240 ± 0.065,
+# below the base model's −0.048), and β = 0.1 highest (+0.229 ± 0.186). That gap is 2.4 SE and
+# β = 0.3's (+0.164 ± 0.160) is 2.3 SE: with three seeds, the final-policy gold does not separate
+# the settings beyond 3 SE (section 6), because the β > 0 seeds differ a lot among themselves. The
+# repeated-bigram share (right) does separate them, and it is what the judge punishes.
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### 4.3 The alignment tax at matched KL
+#
+# The tax is the rise of the language-modelling loss on **plot summaries** from the test movies,
+# text of a different kind than the critic snippets used as ptx data, so that ptx cannot pay it
+# back by rehearsing the very text it is measured on. A run that optimises less also pays less, so
+# the fair comparison is at the same distance from the base model: for each seed we read the plain
+# β = 0.1 run's tax at the KL that the ptx run ended with (linear interpolation between the
+# plain run's evaluation points).
+
+# %% slideshow={"slide_type": "-"}
+ev = H["beta = 0"]["eval_iteration"][0].astype(int)  # evaluation points: every 4 iterations and the end
+
+
+def tax_curve(h):  # (seeds, evals) KL of the rollout at each evaluation point, and the LM-loss rise there
+    kl = np.concatenate([h["kl"], h["kl"][:, -1:]], axis=1)[:, ev]  # the end reuses the last rollout's KL
+    return kl, h["heldout_lm_loss"] - h["heldout_lm_loss"][:, :1]
+
+
+fig, ax = plt.subplots(figsize=(6.5, 4.2))
+for name, h in H.items():
+    kl, rise = tax_curve(h)
+    band(ax, kl.mean(0), rise, label=name, color=colors[name], marker="o", ms=3)
+ax.set(xlabel="KL(pi || pi_ref) of the rollout (nats)", ylabel="rise of held-out LM loss (nats/token)",
+       title="Alignment tax on plot summaries against KL")
+ax.set_xscale("symlog", linthresh=1.0)
 ax.legend(fontsize=8)
 plt.show()
+kl_ptx, rise_ptx = tax_curve(H[f"beta = {BETA_PTX} + ptx"])
+kl_pl, rise_pl = tax_curve(H[f"beta = {BETA_PTX}"])
+matched = np.array([np.interp(kl_ptx[i, -1], np.maximum.accumulate(kl_pl[i]), rise_pl[i]) for i in range(len(SEEDS))])
+print(f"ptx run at the end: KL {mean_se(kl_ptx[:, -1])[0]:.1f} ± {mean_se(kl_ptx[:, -1])[1]:.1f} nats, "
+      f"tax {mean_se(rise_ptx[:, -1])[0]:+.3f} ± {mean_se(rise_ptx[:, -1])[1]:.3f} nats/token")
+print(f"plain beta = {BETA_PTX} at the same KL (per seed): tax {mean_se(matched)[0]:+.3f} ± {mean_se(matched)[1]:.3f}; "
+      f"at its own end (KL {mean_se(kl_pl[:, -1])[0]:.1f}): {mean_se(rise_pl[:, -1])[0]:+.3f} ± {mean_se(rise_pl[:, -1])[1]:.3f}")
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# **Reading the tax.** Every run pays a tax on plot summaries, and it grows with the KL. Plain
+# β = 0.1 ends at +1.321 ± 0.138 nats/token (KL 30.0), the ptx run at +0.384 ± 0.015 (KL 12.8). At
+# the KL where the ptx run ended, the plain β = 0.1 run had already paid +0.604 ± 0.063: at **equal
+# distance** from the base model, ptx pays less, beyond 3 SE paired by seed (section 6), although
+# its ptx text (critic snippets) is not the text the tax is measured on. Part of what ptx buys is
+# still *less optimisation*: at the end its proxy is +4.76 ± 0.74 against +9.85 ± 0.85 for plain
+# β = 0.1 (the bar chart above), so the two are not at equal reward. In the figure, β = 0.3's curve
+# (purple) climbs most steeply with KL while its answers shrink to about 9 tokens; we did not test
+# why, and no check covers it.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 5. What the logged metrics mean
@@ -358,7 +457,7 @@ plt.show()
 # | `value_loss`, `value_clipfrac` | clipped squared error of the value model and its clip share | falls as $V$ learns |
 # | `policy_loss` | the clipped surrogate loss; hovers near 0 with whitened advantages | not a progress measure |
 # | `ptx_loss` | language-modelling NLL on the ptx batch (0 when $\gamma_{\text{ptx}} = 0$) | stays near the base model's |
-# | `heldout_lm_loss` | NLL on held-out review text, every `eval_every` iterations | its rise is the alignment tax |
+# | `heldout_lm_loss` | NLL on held-out text (here plot summaries), every `eval_every` iterations | its rise is the alignment tax |
 # | `response_length` | mean number of response tokens (through EOS) | watch for collapse to very short or always-maximal answers |
 # | `rm_queries` | cumulative reward-model calls | the cost side (notebook 06) |
 # | `epochs` | PPO epochs run this iteration (fewer after an early stop) | |
@@ -370,20 +469,25 @@ plt.show()
 
 # %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
-h0, hk, hp = (histories[n] for n in RUNS)
-n0, nk, np_ = list(RUNS)
+# every verdict compares per-seed results: an effect is shown when it exceeds 3 SE over the seeds
+# (the issue's over-optimisation criterion asks for 2 SE, and the drop is also checked at 3)
+def verdict(claim, diff, se, n_se=3.0):
+    print(f"{claim} (> {n_se:g} SE over seeds):", diff > n_se * se)
+
+
 print("reward model beats chance on held-out pairs (accuracy > 0.6):", rm_hist["eval_accuracy"][-1] > 0.6)
-print("beta=0: proxy reward rose by > 0.3:", h0["reward"][-1] - h0["reward"][0] > 0.3)
-print("beta=0 drifts further from the reference than beta>0 (final KL):", h0["kl"][-1] > hk["kl"][-1])
-print("beta=0 has the largest held-out LM-loss rise:", tax[n0] > max(tax[nk], tax[np_]))
-print("ptx run has a smaller held-out LM-loss rise than beta>0 alone:", tax[np_] < tax[nk])
-gold_0 = base_eval["gold"]
-for n in RUNS:  # final policy against the base model on the same 64 evaluation prompts (one training seed)
-    g = finals[n]["gold"]
-    d = g.mean().item() - gold_0.mean().item()
-    se_gap = math.sqrt(g.var().item() / len(g) + gold_0.var().item() / len(gold_0))
-    print(f"{n}: final gold {'above' if d > 0 else 'below'} the base model's by > 3 SE over prompts:",
-          abs(d) > 3 * se_gap)
+kl_end = {n: h["kl"][:, -3:].mean(1) for n, h in H.items()}
+verdict("beta = 0 ends further from the reference than beta = 0.1", *effect_verdict(kl_end["beta = 0"], kl_end["beta = 0.1"])[:2])
+verdict("beta = 0.1 ends further from the reference than beta = 0.3", *effect_verdict(kl_end["beta = 0.1"], kl_end["beta = 0.3"])[:2])
+verdict("beta = 0: the proxy keeps rising after the gold's peak", *mean_se(rise_proxy), n_se=2)
+verdict("beta = 0: the gold falls below its own peak", *mean_se(drop_gold), n_se=2)
+verdict("beta = 0: the gold falls below its own peak", *mean_se(drop_gold))
+verdict("final gold on the evaluation prompts: beta = 0.1 above beta = 0", *effect_verdict(F["beta = 0.1"]["gold"], F["beta = 0"]["gold"])[:2])
+verdict("final gold on the evaluation prompts: beta = 0.3 above beta = 0", *effect_verdict(F["beta = 0.3"]["gold"], F["beta = 0"]["gold"])[:2])
+verdict("beta = 0 repeats more word bigrams than beta = 0.1", *effect_verdict(F["beta = 0"]["repeats"], F["beta = 0.1"]["repeats"])[:2])
+verdict("beta = 0 repeats more word bigrams than beta = 0.3", *effect_verdict(F["beta = 0"]["repeats"], F["beta = 0.3"]["repeats"])[:2])
+verdict("ptx pays a smaller tax than plain beta = 0.1 at the same KL (paired by seed)", *mean_se(matched - rise_ptx[:, -1]))
+verdict("ptx pays a smaller tax than plain beta = 0.1 at the end of training", *effect_verdict(rise_pl[:, -1], rise_ptx[:, -1])[:2])
 
 # %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
@@ -398,8 +502,10 @@ print("sum r_t = R - beta * (log pi(y) - log pi_ref(y)):", round(out.rewards.sum
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 7. At GPT-2 scale, and what it costs
 #
-# Set `RLHF_EDU_SCALE=gpt2` and the same cells run GPT-2 small with `PPOConfig.gpt2()` (64 prompts
-# x 32 tokens per iteration, 4 epochs of minibatch 16, bf16 autocast, 200 iterations) or, on a 16 GB
+# Set `RLHF_EDU_SCALE=gpt2` and the same cells run GPT-2 small (after `rlhf-edu sft`) with
+# `PPOConfig.gpt2()` (64 prompts x 32 tokens per iteration, 4 epochs of minibatch 16, bf16 autocast),
+# cut to 40 iterations per run here so that the 12 runs of section 4 fit in about 20 minutes at the
+# estimated 2 s per iteration below (an estimate: no GPU has run this notebook yet), or, on a 16 GB
 # Colab T4, `PPOConfig.gpt2_t4()` (float32 because a T4 has no bf16, micro-batches of 4 with
 # gradient accumulation). `benchmarks/ppo_step.py` measures tokens/s, seconds per iteration and peak
 # memory at any scale.
@@ -414,7 +520,7 @@ print("sum r_t = R - beta * (log pi(y) - log pi_ref(y)):", round(out.rewards.sum
 # of policy and value on them (6 x 124M FLOPs per token each), about 2 x 10^13 FLOPs, plus the ptx
 # batches. At batches this small a GPU is limited by kernel launches and the 32 sequential sampling
 # steps rather than by FLOPs: expect on the order of 1-2 s per iteration on an A100/H100 (a few
-# minutes for 200 iterations) and several seconds per iteration on a T4 in fp32 (15-30 minutes).
+# minutes per 100 iterations) and several seconds per iteration on a T4 in fp32.
 # These are estimates from the FLOP count and the tiny-scale timings, not measurements: run the
 # benchmark on your GPU to replace them. On the 2-core CPU of this course, one such iteration with a
 # randomly initialised 124M model takes minutes (`tests/test_ppo_gpt2_smoke.py`).
