@@ -20,8 +20,9 @@
 # A holistic reward model gives one number per response, on its last token. Fine-grained RLHF
 # (Wu et al. 2023, presented in Lecture 6) splits the judgement into error categories, scores each
 # category at its own density (per sentence, per span, per response) and puts every score on the
-# token where its segment ends. This notebook builds such a reward for movie reviews and trains the
-# same policy with PPO on the holistic reward alone and on the fine-grained one.
+# token where its segment ends. This notebook gives the same policy one signal at two densities
+# (once per response, or on every clause) and adds a second category, three seeds each, and judges
+# every run with the course's gold judge.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 1. Learning goals
@@ -30,9 +31,9 @@
 #
 # 1. write Lecture 6's fine-grained per-token reward, with segmenters (sentences, fixed-size spans,
 #    the whole response) and one scorer per error category;
-# 2. see on one sample exactly which token receives which reward (a heat-map of $r_t$);
-# 3. compare learning curves of holistic and fine-grained PPO at equal samples and seeds, on the
-#    gold reward and on held-out perplexity, as Lecture 6's Result 2 does;
+# 2. see on a trained policy's response exactly which token receives which reward (a heat-map of $r_t$);
+# 3. compare the same signal given densely and once per response at equal samples, over seeds, on
+#    the gold judge, length and diversity, as Wu et al. do, and read a category-weight study;
 # 4. count the price: reward-model queries per response grow with the density.
 
 # %% slideshow={"slide_type": "skip"}
@@ -49,21 +50,24 @@ if importlib.util.find_spec("rlhf_edu") is None:
 
 import copy
 import inspect
+import re
 import time
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from rlhf_edu.config import get_scale, seed_everything
 from rlhf_edu.data import lm_documents, load_splits, make_prompts
 from rlhf_edu.models import frozen_copy, load_policy, scalar_head_from_lm
 from rlhf_edu import rewards
-from rlhf_edu.rewards import (FineGrainedReward, RewardCategory, sentiment_reward, response_token_strings,
+from rlhf_edu.rewards import (FineGrainedReward, RewardCategory, Segment, fine_grained_scores, response_token_strings,
                               sentence_segments, sentence_sentiment, span_repetition, span_segments,
-                              text_scorer, whole_response_segments)
+                              whole_response_segments)
 from rlhf_edu.ppo import PPOConfig, evaluate_policy, heldout_lm_loss, make_rollout, ptx_blocks, train_ppo
-from rlhf_edu.plotting import smooth  # centred moving average, edges padded
+from rlhf_edu.plotting import band, effect_verdict, mean_se, stack_histories
+from rlhf_edu import gold
 
 scale = get_scale()
 gen = seed_everything(0, threads=2)
@@ -98,15 +102,14 @@ T0 = time.perf_counter()
 # annotations. We have no such annotations, so each category gets a transparent rule-based scorer
 # standing in for a learned detector:
 #
-# | category | density | scorer $R_{\phi_k}$ | weight |
-# |---|---|---|---|
-# | negativity | per sentence | VADER compound of the sentence, only if negative ($\min(c, 0)$) | $w_1$ |
-# | repetition | per span of 4 tokens | minus the share of the span's bigrams seen earlier in the response | $w_2$ |
-# | holistic | whole response | VADER compound of the whole response (overall sentiment) | $w_3$ |
+# | category | density | scorer $R_{\phi_k}$ |
+# |---|---|---|
+# | sentiment | per clause, or the clauses' sum once per response | VADER compound of the clause |
+# | repetition | per span of 4 tokens | minus the share of the span's bigrams seen earlier in the response |
 #
-# The **gold** reward, as in notebook 07, is VADER on the whole response. The holistic baseline
-# therefore optimises the gold reward *directly*; the question is only whether the denser signal gets
-# there with fewer samples, and what it does to perplexity.
+# The **gold** reward is the course's gold judge (`rlhf_edu.gold`, as in notebook 07): VADER of the
+# whole response times its readability, so a policy that loops praise words to please the
+# sentiment category loses gold. No run trains on it.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 3. Implementation
@@ -130,139 +133,223 @@ print(inspect.getsource(rewards.kl_shaped_rewards))
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 4. Experiments
 #
-# ### 4.1 The reward functions
+# ### 4.1 One signal at two densities, and a second category
+#
+# Wu et al.'s central comparison gives **the same judgement** either densely, on the token where each
+# segment ends, or once, at the end of the response. Their segments are sentences of long answers.
+# The tiny model was trained on one-sentence snippets: it writes one sentence and stops, so we
+# segment at **clauses** instead: a segment ends at every token holding `, ; : . ! ?`, the
+# sub-sentence density Wu et al. use for two of their three categories.
+#
+# | run | sentiment category | repetition category |
+# |---|---|---|
+# | **per response** | VADER of each clause, summed, on the last token | — |
+# | **per clause** | VADER of each clause, on the clause's last token | — |
+# | **per clause + repetition** | as above | minus the share of repeated bigrams in each 4-token span, on the span's last token ($w = 1$) |
+#
+# The first two give every response the same total task reward; only *where* it lands differs.
+# The third is the category-weight study: the repetition weight at 1 instead of 0. Every run is
+# judged by the course's **gold judge** (`rlhf_edu.gold`: sentiment times readability, with
+# repeated bigrams and non-words penalised) on the whole response, which no run trains on.
 
 # %% slideshow={"slide_type": "-"}
 splits = load_splits()
 policy0, tokenizer = load_policy(scale)
+TINY = scale.name == "tiny"
 prompts = list(make_prompts(splits["train"], n=4000, seed=0)["prompt"])
 eval_prompts = list(make_prompts(splits["validation"], n=64, seed=1)["prompt"])
-heldout = ptx_blocks(tokenizer, lm_documents(splits["test"]), block_tokens=32, max_blocks=64)
-base_cfg = PPOConfig.from_scale(scale)
+heldout = ptx_blocks(tokenizer, lm_documents(splits["test"].filter(lambda r: r["label"] == "plot")),
+                     block_tokens=32, max_blocks=64)  # plot summaries, as in notebook 07
+# on a CPU: 16 prompts per iteration and notebook 07's larger step, so that 9 runs fit the budget
+base_cfg = PPOConfig.from_scale(scale, beta=0.05, eval_every=11, **(dict(
+    iterations=22, batch_size=16, minibatch_size=8, lr=3e-4, reuse_sampler_logprobs=True) if TINY else dict(iterations=40)))
+CLAUSE_END = re.compile(r"[,;:.!?]")
 
-W_NEG, W_REP, W_HOL = 1.0, 1.0, 1.0
-holistic_only = [RewardCategory("holistic", W_HOL, whole_response_segments,
-                                text_scorer(lambda prompts, responses: sentiment_reward(responses)))]
-fine_grained = [RewardCategory("negativity", W_NEG, sentence_segments, sentence_sentiment),
-                RewardCategory("repetition", W_REP, lambda toks: span_segments(toks, 4), span_repetition),
-                holistic_only[0]]
-reward_fns = {"holistic": FineGrainedReward(holistic_only, tokenizer),
-              "fine-grained": FineGrainedReward(fine_grained, tokenizer)}
-print(f"PPO: {base_cfg.iterations} iterations x {base_cfg.batch_size} prompts x {base_cfg.max_new_tokens} tokens")
 
-# %% [markdown] slideshow={"slide_type": "subslide"}
-# ### 4.2 Where each reward lands
-#
-# One sampled response from the base model, with the reward of every category on its tokens and the
-# KL term. Sentence rewards sit on sentence ends, span rewards at the end of every 4-token span (all
-# zero in this sample, which repeats no bigram), the holistic reward on the last token (here the EOS
-# token). The KL row is exactly zero because the
-# policy *is* the reference before training; during training it is nonzero on every token.
+def clause_segments(tokens):
+    """Clauses: a segment ends at every token holding , ; : . ! or ?, and at the last token."""
+    ends = [i for i, t in enumerate(tokens) if CLAUSE_END.search(t)]
+    if tokens and (not ends or ends[-1] != len(tokens) - 1):
+        ends.append(len(tokens) - 1)
+    starts = [0] + [e + 1 for e in ends[:-1]]
+    return [Segment(a, b, "".join(tokens[a:b + 1])) for a, b in zip(starts, ends)]
 
-# %% slideshow={"slide_type": "subslide"}
-BETA = 0.05
-ref0, value0 = frozen_copy(policy0), scalar_head_from_lm(policy0)
-demo = make_rollout(policy0, ref0, value0, tokenizer, eval_prompts[:16], base_cfg, torch.Generator().manual_seed(3))
-demo_out = reward_fns["fine-grained"](demo.rollout)
-# pick the sample with the most sentence segments, so the picture has something to show
-i = max(range(16), key=lambda b: (len(demo_out.segments["negativity"][b]), demo_out.token_scores[b].abs().sum()))
-toks = response_token_strings(tokenizer, demo.rollout.response_ids, demo.response_mask)[i]
-n = len(toks)
-kl = rewards.per_token_kl(demo.logprobs, demo.ref_logprobs)[i, :n]
-rows = {k: v[i, :n] for k, v in demo_out.per_category.items()}
-rows["-beta KL"] = -BETA * kl
-rows["total r_t"] = sum(rows.values())
-M = torch.stack(list(rows.values())).numpy()
-fig, ax = plt.subplots(figsize=(max(8, 0.55 * n), 3.2))
-lim = np.abs(M).max()
-im = ax.imshow(M, cmap="RdBu", vmin=-lim, vmax=lim, aspect="auto")
-ax.set_yticks(range(len(rows)), list(rows))
-ax.set_xticks(range(n), [repr(t)[1:-1] for t in toks], rotation=70, fontsize=8)
-for r in range(M.shape[0]):
-    for c in range(n):
-        if abs(M[r, c]) > 1e-9 and r < 3:
-            ax.text(c, r, f"{M[r, c]:+.2f}", ha="center", va="center", fontsize=7)
-ax.set_title(f"r_t per token for one sample (prompt {eval_prompts[i]!r})")
-ax.set_xlabel("response token")
-fig.colorbar(im, ax=ax, fraction=0.02)
-ax.grid(False)
-plt.show()
-print("queries for this batch of 16:", demo_out.queries)
+
+def clause_sentiment(prompts, segments, tokens):  # R(x, y, j): VADER of clause j
+    return sentence_sentiment(prompts, segments, tokens, negative_only=False)
+
+
+def summed_clause_sentiment(prompts, segments, tokens):  # the same clause scores, summed into one
+    return [[sum(v)] for v in clause_sentiment(prompts, [clause_segments(t) for t in tokens], tokens)]
+
+
+sentiment_once = RewardCategory("sentiment (once)", 1.0, whole_response_segments, summed_clause_sentiment)
+sentiment_dense = RewardCategory("sentiment per clause", 1.0, clause_segments, clause_sentiment)
+repetition = RewardCategory("repetition per span", 1.0, lambda toks: span_segments(toks, 4), span_repetition)
+RUNS = {"per response": [sentiment_once], "per clause": [sentiment_dense],
+        "per clause + repetition": [sentiment_dense, repetition]}
+reward_fns = {name: FineGrainedReward(cats, tokenizer) for name, cats in RUNS.items()}
+colors = dict(zip(RUNS, ["tab:orange", "tab:purple", "tab:green"]))
+print(f"PPO: {base_cfg.iterations} iterations x {base_cfg.batch_size} prompts x {base_cfg.max_new_tokens} tokens, "
+      f"beta {base_cfg.beta}, lr {base_cfg.lr}")
+toks = [" great", " cast", ",", " dull", " plot", "."]
+for name, fn in reward_fns.items():  # one hand-made response: where each run's reward lands
+    out = fine_grained_scores(RUNS[name], ["p"], [toks], R=len(toks))
+    print(f"{name:24s} r_t = {[round(v, 3) for v in out.token_scores[0].tolist()]}  (sum {out.token_scores.sum():+.3f})")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# ### 4.3 Holistic against fine-grained PPO
+# ### 4.2 Three runs, five seeds each
 #
-# Same base model, prompts, prompt order, sampler seed, $\beta$ and number of samples; only the reward
-# differs.
+# Same base model, β, prompts and number of samples; a seed fixes the prompt order, the sampler and
+# the value head, so within a seed the runs see the same prompts. The final policies are judged on
+# 64 evaluation prompts: gold, length, the share of repeated bigrams within a response, and
+# **distinct-2**, the share of distinct word bigrams over all 64 responses (diversity across answers).
 
 # %% slideshow={"slide_type": "-"}
-histories, finals = {}, {}
+SEEDS = (0, 1, 2, 3, 4)
 
 
-def run(name):
-    seed_everything(0, threads=2)
+def distinct_2(texts):
+    bigrams = [b for t in texts for b in zip(t.lower().split(), t.lower().split()[1:])]
+    return len(set(bigrams)) / max(1, len(bigrams))
+
+
+def final_scores(policy):
+    ev = evaluate_policy(policy, tokenizer, eval_prompts, base_cfg.max_new_tokens)  # one sample per prompt, seed 1234
+    return dict(gold=ev["gold"].mean().item(), distinct_2=distinct_2(ev["texts"]),
+                repeats=float(np.mean([gold.repeated_bigram_rate(t) for t in ev["texts"]])),
+                words=float(np.mean([len(t.split()) for t in ev["texts"]])), texts=ev["texts"])
+
+
+def run(name, seed):
+    seed_everything(seed, threads=2)
     policy, reference, value = copy.deepcopy(policy0), frozen_copy(policy0), scalar_head_from_lm(policy0)
-    # VADER scores live in [-1, 1], a smaller scale than a learned reward model's: a larger step
-    cfg = base_cfg.with_(beta=BETA, lr=2 * base_cfg.lr)
-    t = time.perf_counter()
-    histories[name] = h = train_ppo(cfg, policy, reference, value, tokenizer, prompts, reward_fns[name], heldout=heldout,
-                                      gold_fn=sentiment_reward)
-    finals[name] = evaluate_policy(policy, tokenizer, eval_prompts, cfg.max_new_tokens, gold_fn=sentiment_reward)
-    print(f"{name}: {time.perf_counter() - t:5.1f} s | gold {np.mean(h['gold'][:3]):+.2f} -> "
-          f"{np.mean(h['gold'][-3:]):+.2f} | KL {h['kl'][-1]:.2f} | held-out ppl "
-          f"{np.exp(h['heldout_lm_loss'][0]):.0f} -> {np.exp(h['heldout_lm_loss'][-1]):.0f} | "
-          f"RM queries {h['rm_queries'][-1]}")
+    h = train_ppo(base_cfg.with_(seed=seed), policy, reference, value, tokenizer, prompts, reward_fns[name],
+                  heldout=heldout, progress=False)
+    h["final"] = final_scores(policy)
+    if seed == SEEDS[0]:
+        trained[name] = (policy, reference)
+    return h
 
 
-# %% slideshow={"slide_type": "-"}
-run("holistic")
-
-# %% slideshow={"slide_type": "-"}
-run("fine-grained")
-base_eval = evaluate_policy(policy0, tokenizer, eval_prompts, base_cfg.max_new_tokens, gold_fn=sentiment_reward)
-
+t, raw, trained = time.perf_counter(), {name: [] for name in RUNS}, {}
+with tqdm(total=len(RUNS) * len(SEEDS), desc="PPO runs", mininterval=5) as bar:
+    for name in RUNS:
+        for seed in SEEDS:
+            raw[name].append(run(name, seed))
+            bar.update()
+H = {name: stack_histories(hs) for name, hs in raw.items()}  # {run: {key: (seeds, iterations)}}
+F = {name: {k: np.array([h["final"][k] for h in hs]) for k in ("gold", "distinct_2", "repeats", "words")}
+     for name, hs in raw.items()}
+base = final_scores(policy0)
+print(f"{len(RUNS)} runs x {len(SEEDS)} seeds in {time.perf_counter() - t:.0f} s. Final policies on 64 evaluation "
+      f"prompts, mean ± SE over seeds (base model: gold {base['gold']:+.3f}, distinct-2 {base['distinct_2']:.3f}, "
+      f"repeated bigrams {base['repeats']:.3f}, {base['words']:.1f} words):")
+for name, f in F.items():
+    m = {k: mean_se(v) for k, v in f.items()}
+    print(f"  {name:24s} gold {m['gold'][0]:+.3f} ± {m['gold'][1]:.3f} | distinct-2 {m['distinct_2'][0]:.3f} ± "
+          f"{m['distinct_2'][1]:.3f} | repeated bigrams {m['repeats'][0]:.3f} ± {m['repeats'][1]:.3f} | "
+          f"{m['words'][0]:.1f} ± {m['words'][1]:.1f} words | RM queries {H[name]['rm_queries'][:, -1].mean():,.0f}")
+    task = mean_se(H[name]["reward"][:, -3:].mean(1))
+    print(f"  {'':24s} task reward of the rollouts, last 3 iterations {task[0]:+.3f} ± {task[1]:.3f} "
+          f"(iteration 0: {H[name]['reward'][:, 0].mean():+.3f})")
 
 # %% slideshow={"slide_type": "subslide"}
-colors = {"holistic": "tab:orange", "fine-grained": "tab:purple"}
-fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
-for name, h in histories.items():
-    axes[0].plot(h["iteration"], smooth(h["gold"]), color=colors[name], label=name)
-    axes[1].plot(h["eval_iteration"], np.exp(h["heldout_lm_loss"]), "o-", color=colors[name], label=name)
-    axes[2].plot(h["iteration"], h["rm_queries"], color=colors[name], label=name)
-axes[0].set(title="gold reward (VADER) of the rollouts", xlabel="PPO iteration", ylabel="mean VADER (smoothed)")
-axes[1].set(title="held-out perplexity", xlabel="PPO iteration", ylabel="perplexity")
-axes[2].set(title="cost: cumulative reward-model queries", xlabel="PPO iteration", ylabel="queries")
-for ax in axes:
-    ax.legend(fontsize=8)
+it = H["per response"]["iteration"][0]
+fig, axes = plt.subplots(1, 4, figsize=(16, 3.8))
+for name, h in H.items():
+    band(axes[0], it, h["gold"], label=name, color=colors[name], k=3)
+    band(axes[1], it, h["kl"], label=name, color=colors[name], k=3)
+    band(axes[2], it, h["response_length"], label=name, color=colors[name], k=3)
+    band(axes[3], it, h["rm_queries"], label=name, color=colors[name])
+axes[0].axhline(H["per response"]["gold"][:, 0].mean(), color="gray", ls="--", lw=1, label="base model (iteration 0)")
+for ax, (title, ylabel) in zip(axes, [("gold judge of the rollouts (never trained on)", "sentiment x readability"),
+                                      ("KL(pi || pi_ref) per response", "nats"), ("response length", "tokens"),
+                                      ("cost: cumulative reward-model queries", "segments scored")]):
+    ax.set(title=title, xlabel="PPO iteration", ylabel=ylabel)
+axes[0].legend(fontsize=8)
+fig.suptitle(f"Mean ± SE over {len(SEEDS)} seeds (smoothed over 3 iterations); iteration 0 is the base model")
 fig.tight_layout()
 plt.show()
 
 # %% slideshow={"slide_type": "-"}
-for name in reward_fns:
-    print(f"--- {name} (final policy)")
-    for p, y in list(zip(eval_prompts, finals[name]["texts"]))[:4]:
+for name in RUNS:
+    print(f"--- {name}: final policy of seed 0, first 3 evaluation prompts")
+    for p, y in list(zip(eval_prompts, raw[name][0]["final"]["texts"]))[:3]:
         print(f"  {p!r} -> {y!r}")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# **Reading the curves (this run, one seed; only the verdicts in section 6 are checked).**
+# **Reading the runs** (mean ± SE over five seeds; the verdicts are in section 6).
 #
-# * **Gold reward** (here VADER of the whole response). The holistic run raises it from +0.08 to
-#   +0.38 and the fine-grained run from +0.14 to +0.52 (means of the first and last three
-#   iterations). In this run the fine-grained curve lies above the holistic one at every iteration:
-#   both climb from about iteration 8, the fine-grained one faster at first, and the holistic run
-#   narrows the gap at the end; the fine-grained run also ends a little further from the reference
-#   (KL 8.2 against 7.7 nats). That is the direction of Lecture 6's Result 2, but it is one seed's,
-#   part of the gap is there from the first iterations, and it is not tested across seeds here, so it
-#   is not shown. With 20-token responses of 1.5 sentence segments on average (24 negativity queries
-#   for the base model's 16 responses in 4.2), the sentence-level reward lands on nearly the same
-#   token as the holistic one (one token apart in the sample of 4.2), so density alone has little
-#   room to act; the fine-grained reward also penalises negative text in two categories (negativity
-#   and holistic). Wu et al. use multi-sentence long-form answers.
-# * **Perplexity.** Both runs pay an alignment tax: held-out perplexity rises from 263 to 516
-#   (holistic) and 551 (fine-grained). One seed cannot separate the two.
-# * **Cost.** Every sentence and every span is one more reward-model query: here the fine-grained
-#   reward costs 3,886 queries against 640, about 6 times the holistic one. With learned reward
-#   models that is 6 times the scoring compute.
+# * **Where the same signal lands changes what is learnt.** Both runs receive the same sum for the
+#   same text, yet the per-clause runs lift their task reward from +0.12 to +2.36 ± 0.97 (last three
+#   iterations), the per-response runs only to +0.25 ± 0.07. The dense signal says *which* clause
+#   paid, and the policy finds what pays most: cutting the answer into one-word praise clauses
+#   ("good good. good. good. good."). The gap between the two task rewards is 2.2 SE: large in the
+#   mean, not shown.
+# * **Length** is the one effect beyond 3 SE. The per-response runs shorten their final answers to
+#   3.4 ± 0.7 words (the base model writes 10.6), the per-clause runs keep 10.5 ± 1.2. When the only
+#   task signal comes once, at the end, the per-token KL penalty is the steadiest signal the policy
+#   gets, and every token pays it; the same pressure shortened notebook 07's β = 0.3 answers. That
+#   reading is ours: we did not test it.
+# * **Gold.** The per-response runs' short answers fail the judge's readability (it wants five words
+#   or more): their rollout gold falls from about −0.1 to about −0.4 (first panel) and their final
+#   gold is −0.373 ± 0.139, against +0.094 ± 0.228 per clause and +0.179 ± 0.278 with the
+#   repetition category. None of these gaps reaches 3 SE (per clause against per response: 1.8 SE),
+#   so at this scale we do not confirm Wu et al.'s finding that the dense reward ends with a better
+#   policy; the seeds of the dense runs differ too much (some loop, some do not).
+# * **The category weight.** With the repetition category on ($w = 1$ instead of 0), the share of
+#   repeated bigrams falls from 0.217 ± 0.122 to 0.011 ± 0.004 and distinct-2, the diversity across
+#   answers, rises from 0.523 ± 0.103 to 0.794 ± 0.051 (the base model: 0.937); 1.7 and 2.4 SE, not
+#   shown with five seeds. Section 4.3 shows the mechanism on one response.
+# * **Cost.** Scoring every clause took 1,085 reward-model queries per run against 352 for one per
+#   response (3.1 times); the span category doubles it again (2,166).
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### 4.3 Where each reward lands, on a trained policy
+#
+# The seed-0 policy trained on sentiment per clause alone, scored by the two-category reward, on
+# the evaluation response with the most clauses: the sentiment of each clause on its last token,
+# the repetition penalty of each 4-token span on its last token, and the KL term on every token
+# (nonzero now that the policy has moved).
+
+# %% slideshow={"slide_type": "subslide"}
+policy, reference = trained["per clause"]
+demo = make_rollout(policy, reference, scalar_head_from_lm(policy0), tokenizer, eval_prompts[:32], base_cfg,
+                    torch.Generator().manual_seed(3))
+demo_out = reward_fns["per clause + repetition"](demo.rollout)
+n_clauses = [sum(any(c.isalpha() for c in seg.text) for seg in segs) for segs in demo_out.segments["sentiment per clause"]]
+i = max(range(32), key=lambda b: n_clauses[b])
+toks = response_token_strings(tokenizer, demo.rollout.response_ids, demo.response_mask)[i]
+n = len(toks)
+rows = {k: v[i, :n] for k, v in demo_out.per_category.items()}
+rows["-beta KL"] = -base_cfg.beta * rewards.per_token_kl(demo.logprobs, demo.ref_logprobs)[i, :n]
+rows["total r_t"] = sum(rows.values())
+M = torch.stack(list(rows.values())).numpy()
+fig, ax = plt.subplots(figsize=(max(8, 0.6 * n), 3.4))
+lim = np.abs(M).max()
+im = ax.imshow(M, cmap="RdBu", vmin=-lim, vmax=lim, aspect="auto")
+ax.set_yticks(range(len(rows)), list(rows))
+ax.set_xticks(range(n), [repr(t)[1:-1] for t in toks], rotation=60, fontsize=9)
+for r in range(M.shape[0]):
+    for c in range(n):
+        if abs(M[r, c]) > 0.005:
+            ax.text(c, r, f"{M[r, c]:+.2f}", ha="center", va="center", fontsize=7)
+ax.set(title=f"r_t per token: the per-clause policy (seed 0) under both categories; prompt {eval_prompts[i]!r}",
+       xlabel="response token")
+fig.colorbar(im, ax=ax, fraction=0.02)
+ax.grid(False)
+plt.show()
+print(f"response: {demo.texts[i]!r}; {n_clauses[i]} clauses with words, "
+      f"{len(demo_out.segments['repetition per span'][i])} spans")
+
+# %% [markdown] slideshow={"slide_type": "-"}
+# The exploit, token by token: the per-clause policy answers "good good. good. good. ...", and each
+# period closes a clause that earns its sentiment (+0.44 for a lone "good."). The repetition
+# category, which this policy never trained on, charges −1.00 to each 4-token span that only
+# repeats earlier bigrams. The KL row is negative on almost every token: the policy now puts far
+# more probability on "good" and "." than the reference does. This is the trade the category-weight
+# study makes: with $w = 1$ on repetition, the loop stops paying.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 5. What the logged metrics mean
@@ -270,9 +357,9 @@ for name in reward_fns:
 # The history keys are those of notebook 07 (see its table). Here the key ones are:
 #
 # * `reward`: the summed task score per response, $\sum_t \sum_k \sum_j \mathbb{1}(t=T^k_j) w_k R_k$,
-#   which is not comparable between the two runs (the fine-grained sum has more terms);
-# * `gold`: VADER of the whole response, the comparable measure;
-# * `heldout_lm_loss`: NLL on held-out review text; its exponential is the perplexity plotted above;
+#   equal for the per-response and per-clause runs by construction; the repetition run adds its penalties;
+# * `gold`: the gold judge of the whole response, the comparable measure;
+# * `heldout_lm_loss`: NLL on held-out plot summaries (logged at the start, middle and end; not plotted here);
 # * `rm_queries`: cumulative segments scored, summed over categories (one query per segment).
 
 # %% [markdown] slideshow={"slide_type": "slide"}
@@ -280,11 +367,24 @@ for name in reward_fns:
 
 # %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
-hh, hf = histories["holistic"], histories["fine-grained"]
-print("fine-grained run costs more reward-model queries:", hf["rm_queries"][-1] > hh["rm_queries"][-1])
-print("holistic queries = one per response:", hh["rm_queries"][-1] == base_cfg.iterations * base_cfg.batch_size)
-print("both runs raise the gold reward (last 5 vs first 5 iterations):",
-      all(np.mean(h["gold"][-5:]) > np.mean(h["gold"][:5]) for h in (hh, hf)))
+# verdicts over seeds: an effect is shown when it exceeds 3 SE
+def verdict(claim, a, b):
+    d, se, shown = effect_verdict(a, b)
+    print(f"{claim} (> 3 SE over seeds):", shown and d > 0)
+
+
+q = {n: H[n]["rm_queries"][:, -1] for n in RUNS}
+print("per-response run: one reward-model query per response:",
+      bool((q["per response"] == base_cfg.iterations * base_cfg.batch_size).all()))
+print("per-clause run costs more queries than the per-response run:", bool((q["per clause"] > q["per response"]).all()))
+verdict("final answers: per clause longer than per response (words)", F["per clause"]["words"], F["per response"]["words"])
+late = {n: H[n]["gold"][:, -3:].mean(1) for n in RUNS}  # rollout gold, last 3 iterations
+verdict("rollout gold, last 3 iterations: per clause above per response", late["per clause"], late["per response"])
+verdict("final gold: per clause above per response", F["per clause"]["gold"], F["per response"]["gold"])
+verdict("final gold: per response above per clause", F["per response"]["gold"], F["per clause"]["gold"])
+verdict("repetition weight 1 lowers the repeated-bigram share", F["per clause"]["repeats"], F["per clause + repetition"]["repeats"])
+verdict("repetition weight 1 raises distinct-2", F["per clause + repetition"]["distinct_2"], F["per clause"]["distinct_2"])
+verdict("repetition weight 1 raises the final gold", F["per clause + repetition"]["gold"], F["per clause"]["gold"])
 
 # %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
