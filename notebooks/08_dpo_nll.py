@@ -75,6 +75,8 @@ seed_everything(0, threads=2)
 # - explain why plain DPO can lower the likelihood of the responses it prefers, and how the
 #   length-normalised NLL term of DPO+NLL (Regularization chapter, eqs. 7–8) counters it;
 # - see what $\beta$ controls, and why the reference log-probs need computing only once.
+# - put DPO and notebook 07's PPO runs on one gold–KL plane, and say what that plane can and cannot
+#   show at this scale.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 2. Background
