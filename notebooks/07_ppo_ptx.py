@@ -308,11 +308,12 @@ plt.show()
 #   +12.45 ± 0.44 at β = 0, +10.59 ± 0.57 at β = 0.1, +8.63 ± 1.32 at β = 0.3 and +6.56 ± 1.26 with
 #   ptx, from about +1.6 at iteration 0.
 # * **β prices the distance.** The KL ends at 58.0 ± 3.2 nats at β = 0, 29.3 ± 4.0 at β = 0.1 and
-#   15.1 ± 2.0 at β = 0.3 (each step beyond 3 SE, section 6), and it is still rising in every run:
-#   none has levelled off within 22 iterations.
+#   15.1 ± 2.0 at β = 0.3 (each step beyond 3 SE, section 6). In the figure it is still rising at
+#   the last iteration in every run: none has levelled off within 22 iterations (not a checked effect).
 # * **Length.** Without a penalty every response runs to the 20-token limit (20.00 ± 0.00): longer
-#   answers hold more praise words for the reward model. With β = 0.3 the answers shrink from about
-#   15 to 8.9 ± 1.6 tokens: the penalty is paid per token, so a short answer is a cheap answer.
+#   answers hold more praise words for the reward model. With β = 0.3 the answers end at
+#   8.9 ± 1.6 tokens, against about 15 at iteration 0 in the length panel; a plausible reading, not
+#   tested here: the penalty is paid per token, so a short answer is a cheap answer.
 # * **The gold judge** (second panel) is noisier: 16 responses per iteration, and seeds that take
 #   off at different times. Over the last three iterations it reads −0.06 ± 0.12 at β = 0,
 #   +0.25 ± 0.15 at β = 0.1, +0.15 ± 0.09 at β = 0.3 and +0.09 ± 0.20 with ptx, none beyond 3 SE
