@@ -68,6 +68,7 @@ from rlhf_edu.rewards import (FineGrainedReward, RewardCategory, Segment, fine_g
 from rlhf_edu.ppo import PPOConfig, evaluate_policy, heldout_lm_loss, make_rollout, ptx_blocks, train_ppo
 from rlhf_edu.plotting import band, effect_verdict, mean_se, stack_histories
 from rlhf_edu import gold
+from rlhf_edu.fdpg import distinct_n  # distinct-n diversity, as in notebook 05
 
 scale = get_scale()
 gen = seed_everything(0, threads=2)
@@ -209,14 +210,9 @@ for name, fn in reward_fns.items():  # one hand-made response: where each run's 
 SEEDS = (0, 1, 2, 3, 4)
 
 
-def distinct_2(texts):
-    bigrams = [b for t in texts for b in zip(t.lower().split(), t.lower().split()[1:])]
-    return len(set(bigrams)) / max(1, len(bigrams))
-
-
 def final_scores(policy):
     ev = evaluate_policy(policy, tokenizer, eval_prompts, base_cfg.max_new_tokens)  # one sample per prompt, seed 1234
-    return dict(gold=ev["gold"].mean().item(), distinct_2=distinct_2(ev["texts"]),
+    return dict(gold=ev["gold"].mean().item(), distinct_2=distinct_n(ev["texts"], 2),
                 repeats=float(np.mean([gold.repeated_bigram_rate(t) for t in ev["texts"]])),
                 words=float(np.mean([len(t.split()) for t in ev["texts"]])), texts=ev["texts"])
 
@@ -283,7 +279,7 @@ for name in RUNS:
 #
 # * **Where the same signal lands changes what is learnt.** Both runs receive the same sum for the
 #   same text, yet the per-clause runs lift their task reward from +0.12 to +2.36 ± 0.97 (last three
-#   iterations), the per-response runs only to +0.25 ± 0.07. The dense signal says *which* clause
+#   iterations; 2.3 SE above its start), the per-response runs only to +0.25 ± 0.07. The dense signal says *which* clause
 #   paid, and the policy finds what pays most: cutting the answer into one-word praise clauses
 #   ("good good. good. good. good."). The gap between the two task rewards is 2.2 SE: large in the
 #   mean, not shown.
@@ -293,14 +289,15 @@ for name in RUNS:
 #   gets, and every token pays it; the same pressure shortened notebook 07's β = 0.3 answers. That
 #   reading is ours: we did not test it.
 # * **Gold.** The per-response runs' short answers fail the judge's readability (it wants five words
-#   or more): their rollout gold falls from about −0.1 to about −0.4 (first panel) and their final
+#   or more): in the first panel their rollout gold drifts from about −0.1 to about −0.4 (a figure
+#   reading, not a checked effect), and their final
 #   gold is −0.373 ± 0.139, against +0.094 ± 0.228 per clause and +0.179 ± 0.278 with the
 #   repetition category. None of these gaps reaches 3 SE (per clause against per response: 1.8 SE),
 #   so at this scale we do not confirm Wu et al.'s finding that the dense reward ends with a better
 #   policy; the seeds of the dense runs differ too much (some loop, some do not).
 # * **The category weight.** With the repetition category on ($w = 1$ instead of 0), the share of
 #   repeated bigrams falls from 0.217 ± 0.122 to 0.011 ± 0.004 and distinct-2, the diversity across
-#   answers, rises from 0.523 ± 0.103 to 0.794 ± 0.051 (the base model: 0.937); 1.7 and 2.4 SE, not
+#   answers, rises from 0.523 ± 0.103 to 0.795 ± 0.050 (the base model: 0.939); 1.7 and 2.4 SE, not
 #   shown with five seeds. Section 4.3 shows the mechanism on one response.
 # * **Cost.** Scoring every clause took 1,085 reward-model queries per run against 352 for one per
 #   response (3.1 times); the span category doubles it again (2,166).
