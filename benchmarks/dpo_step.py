@@ -74,7 +74,7 @@ def main(argv=None) -> dict:
     scale = get_scale(args.scale)
     device = pick_device(args.device)
     sizes = {k: v for k, v in dict(batch_size=args.batch_size, max_len=args.max_len).items() if v is not None}
-    config = DPOConfig.for_scale(scale, alpha=args.alpha, **sizes)
+    config = DPOConfig.from_scale(scale, alpha=args.alpha, **sizes)
     if device.type != "cuda":
         config = config.with_(amp_dtype=None)
     policy, tok = load_model(scale, device, args.random_init)

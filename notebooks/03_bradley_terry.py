@@ -66,6 +66,7 @@ from rlhf_edu import bradley_terry as bt
 from rlhf_edu import gold
 from rlhf_edu.data import load_splits, preference_pairs
 from rlhf_edu.models import load_reward_model, load_tokenizer
+from rlhf_edu.plotting import smooth
 from rlhf_edu.rewards import sentiment_reward  # VADER, a zero-shot sentiment scorer
 
 scale = get_scale()
@@ -250,13 +251,12 @@ print("held-out (step: loss, accuracy):", ", ".join(f"{s}: {l:.3f}, {a:.3f}" for
 
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
 steps = np.array(history["step"])
-smooth = lambda v, k=10: np.convolve(v, np.ones(k) / k, mode="valid")
 axes[0].plot(steps, history["loss"], alpha=0.3, color="tab:blue")
-axes[0].plot(steps[9:], smooth(history["loss"]), color="tab:blue", label="train loss (10-step mean)")
+axes[0].plot(steps, smooth(history["loss"], 10), color="tab:blue", label="train loss (10-step mean)")
 axes[0].plot(history["eval_step"], history["eval_loss"], "o-", color="tab:orange", label="held-out loss")
 axes[0].axhline(math.log(2), color="k", ls=":", lw=1, label=r"$\ln 2$")
 axes[0].set(xlabel="step", ylabel="BT loss", title="Loss")
-axes[1].plot(steps[9:], smooth(history["accuracy"]), label="train batches (10-step mean)")
+axes[1].plot(steps, smooth(history["accuracy"], 10), label="train batches (10-step mean)")
 axes[1].plot(history["eval_step"], history["eval_accuracy"], "o-", label="held-out movies")
 axes[1].axhline(acc_vader, color="tab:green", ls="--", label="VADER zero-shot (held-out)")
 axes[1].axhline(0.5, color="k", ls=":", lw=1, label="chance")

@@ -385,7 +385,7 @@ for c in (1, 3, 10, 30, 100):
 # the oracle flag, and the prompt-aware $U$ from the classifier.
 
 # %% slideshow={"slide_type": "skip"}
-n_seeds = 5 if scale.name == "tiny" else 10
+n_seeds = scale.n(5 if scale.name == "tiny" else 10)
 shared_cfg = dict(steps=600, warm_steps=400, lr=0.03, snapshot_every=50)
 configs = ("fixed U", "prompt-aware U (oracle flag)", "prompt-aware U (classified prompt)")
 tasks, runs, accuracy = [], {k: [] for k in configs}, []

@@ -292,7 +292,7 @@ print(f"lambda: exact {float(lam_exact[0]):.4f}, from samples {float(lam_mc[0]):
 # GDC that keeps the loop short.
 
 # %% slideshow={"slide_type": "-"}
-cfg = F.FDPGConfig.for_scale(scale)
+cfg = F.FDPGConfig.from_scale(scale)
 base_model, tokenizer = load_policy(scale)
 base_model = frozen_copy(base_model)
 splits = load_splits(seed=0)
@@ -480,7 +480,8 @@ vader = {n: np.array([e["alignment"] for e in rlkl_evals[n]]) for n in F.DIVERGE
 for i, a_ in enumerate(F.DIVERGENCE_NAMES):
     for b_ in F.DIVERGENCE_NAMES[i + 1:]:
         diff, se, shown = effect_verdict(vader[a_], vader[b_])
-        print(f"{LABELS[a_]:>10s} - {LABELS[b_]:<10s} {diff:+.3f} ± {se:.3f} ({abs(diff) / se:4.1f} SE over seeds)"
+        z = abs(diff) / se if se > 0 else float("nan")  # se = 0 only if no seed moved (a smoke run)
+        print(f"{LABELS[a_]:>10s} - {LABELS[b_]:<10s} {diff:+.3f} ± {se:.3f} ({z:4.1f} SE over seeds)"
               + ("  > 3 SE" if shown else ""))
 
 # %% [markdown] slideshow={"slide_type": "subslide"}

@@ -65,7 +65,7 @@ from rlhf_edu import rewards
 from rlhf_edu.rewards import (FineGrainedReward, RewardCategory, Segment, fine_grained_scores, response_token_strings,
                               sentence_segments, sentence_sentiment, span_repetition, span_segments,
                               whole_response_segments)
-from rlhf_edu.ppo import PPOConfig, evaluate_policy, heldout_lm_loss, make_rollout, ptx_blocks, train_ppo
+from rlhf_edu.ppo import PPOConfig, heldout_lm_loss, make_rollout, ptx_blocks, score_samples, train_ppo
 from rlhf_edu.plotting import band, effect_verdict, mean_se, stack_histories
 from rlhf_edu import gold
 from rlhf_edu.fdpg import distinct_n  # distinct-n diversity, as in notebook 05
@@ -207,11 +207,11 @@ for name, fn in reward_fns.items():  # one hand-made response: where each run's 
 # **distinct-2**, the share of distinct word bigrams over all 64 responses (diversity across answers).
 
 # %% slideshow={"slide_type": "-"}
-SEEDS = (0, 1, 2, 3, 4)
+SEEDS = tuple(range(scale.n(5)))  # 0-4
 
 
 def final_scores(policy):
-    ev = evaluate_policy(policy, tokenizer, eval_prompts, base_cfg.max_new_tokens)  # one sample per prompt, seed 1234
+    ev = score_samples(policy, tokenizer, eval_prompts, base_cfg.max_new_tokens)  # one sample per prompt, seed 1234
     return dict(gold=ev["gold"].mean().item(), distinct_2=distinct_n(ev["texts"], 2),
                 repeats=float(np.mean([gold.repeated_bigram_rate(t) for t in ev["texts"]])),
                 words=float(np.mean([len(t.split()) for t in ev["texts"]])), texts=ev["texts"])
@@ -320,7 +320,7 @@ i = max(range(32), key=lambda b: n_clauses[b])
 toks = response_token_strings(tokenizer, demo.rollout.response_ids, demo.response_mask)[i]
 n = len(toks)
 rows = {k: v[i, :n] for k, v in demo_out.per_category.items()}
-rows["-beta KL"] = -base_cfg.beta * rewards.per_token_kl(demo.logprobs, demo.ref_logprobs)[i, :n]
+rows["-beta KL"] = -base_cfg.beta * rewards.sampled_token_kl(demo.logprobs, demo.ref_logprobs)[i, :n]
 rows["total r_t"] = sum(rows.values())
 M = torch.stack(list(rows.values())).numpy()
 fig, ax = plt.subplots(figsize=(max(8, 0.6 * n), 3.4))

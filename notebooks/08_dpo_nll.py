@@ -161,13 +161,13 @@ print(inspect.getsource(train_dpo))
 # %% slideshow={"slide_type": "-"}
 device = pick_device()
 base, tokenizer = load_policy(scale, device=device, dtype=torch.float32)  # float32 master weights
-cfg = DPOConfig.for_scale(scale)
+cfg = DPOConfig.from_scale(scale)
 if scale.name == "tiny":
     cfg = cfg.with_(steps=120, eval_every=20)
 EPOCHS = 6
 splits = load_splits(seed=0)
 train_pairs = gold.snippet_pairs(splits["train"], seed=0)
-train_pairs = train_pairs.select(range(min(len(train_pairs), cfg.steps * cfg.batch_size // EPOCHS)))
+train_pairs = train_pairs.select(range(min(len(train_pairs), max(cfg.batch_size, cfg.steps * cfg.batch_size // EPOCHS))))
 eval_pairs = gold.snippet_pairs(splits["test"], seed=1)
 eval_pairs = eval_pairs.select(range(min(len(eval_pairs), max(cfg.n_eval_pairs, 256))))
 true_gap = np.array(eval_pairs["gold_chosen"]) - np.array(eval_pairs["gold_rejected"])

@@ -19,7 +19,7 @@ losses (B,) and detached diagnostics; average the losses yourself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import numpy as np
@@ -296,11 +296,13 @@ class RewardModelConfig:
 
     @classmethod
     def from_scale(cls, scale: Scale, **overrides) -> "RewardModelConfig":
-        """Sizes from ``scale`` (and ``scale.extra["reward_model"]``); lr 2e-5 at the gpt2 scale."""
+        """Sizes from ``scale`` (and ``scale.extra["reward_model"]``); lr 2e-5 at the gpt2 scale; ``scale.n``
+        cuts the steps in a plumbing test."""
         lr = {"lr": 2e-5} if scale.name == "gpt2" else {}
-        return cls(**{"steps": scale.pref_steps, "batch_size": scale.pref_batch_size, "max_len": scale.max_pair_tokens,
-                      "max_prompt_tokens": scale.max_prompt_tokens, **scale.extra.get("reward_model", {}), **lr,
-                      **overrides})
+        cfg = cls(**{"steps": scale.pref_steps, "batch_size": scale.pref_batch_size, "max_len": scale.max_pair_tokens,
+                     "max_prompt_tokens": scale.max_prompt_tokens, **scale.extra.get("reward_model", {}), **lr,
+                     **overrides})
+        return replace(cfg, steps=scale.n(cfg.steps))
 
 
 def _check_pairs(pairs, name: str) -> None:

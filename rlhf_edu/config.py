@@ -3,6 +3,11 @@
 One knob picks the size of every experiment: the environment variable ``RLHF_EDU_SCALE``
 (``tiny``, ``gpt2`` or ``auto``; default ``auto``). Notebooks call :func:`get_scale` and read
 sizes from the returned :class:`Scale`; they never hard-code them.
+
+``RLHF_EDU_SMOKE=1`` turns any scale into a plumbing test: every count read through
+:meth:`Scale.n` (training iterations and steps in the configs' ``from_scale``, seeds in the
+notebooks) is cut to at most 3, so that the notebooks' code paths at the ``gpt2`` scale can be run
+on a CPU with a tiny random GPT-2 (``tests/test_gpt2_plumbing.py``). Its numbers mean nothing.
 """
 
 from __future__ import annotations
@@ -52,12 +57,18 @@ class Scale:
     """Training dtype: ``float32`` on CPU, ``bfloat16`` on GPUs that support it."""
     extra: dict = field(default_factory=dict)
     """Notebook-specific overrides."""
+    smoke: bool = False
+    """A plumbing test (``RLHF_EDU_SMOKE=1``): :meth:`n` cuts every count to at most 3."""
 
     def __post_init__(self):
         if self.name not in ("tiny", "gpt2"):
             raise ValueError(f"name: expected 'tiny' or 'gpt2', got {self.name!r}")
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype: expected one of {DTYPES}, got {self.dtype!r}")
+
+    def n(self, count: int) -> int:
+        """``count`` (iterations, steps, seeds); at most 3 in a plumbing test."""
+        return min(count, 3) if self.smoke else count
 
     def with_(self, **kwargs) -> "Scale":
         """A copy with some fields replaced."""
@@ -136,6 +147,8 @@ def get_scale(name: str | None = None, verbose: bool = True) -> Scale:
         scale = tiny().with_(reason=f"auto: CUDA available and GPT-2 found ({where}), but not fine-tuned yet: run "
                                     "`rlhf-edu sft --scale gpt2` once to use it; using tiny" if found
                              else f"auto: CUDA available but {where}; using tiny")
+    if os.environ.get("RLHF_EDU_SMOKE") == "1":
+        scale = scale.with_(smoke=True, reason=f"{scale.reason}; RLHF_EDU_SMOKE=1: a plumbing test, counts cut to 3")
     if verbose:
         print(f"[rlhf_edu] scale={scale.name} ({scale.reason})")
     return scale

@@ -310,10 +310,10 @@ class DPOConfig:
 
     @classmethod
     def from_scale(cls, scale, **overrides) -> "DPOConfig":
-        """The preset matching a :class:`rlhf_edu.config.Scale` (``tiny`` or ``gpt2``)."""
-        return cls.gpt2(**overrides) if scale.name == "gpt2" else cls.tiny(**overrides)
+        """The preset matching a :class:`rlhf_edu.config.Scale` (``tiny`` or ``gpt2``; ``scale.n`` cuts the steps)."""
+        cfg = cls.gpt2(**overrides) if scale.name == "gpt2" else cls.tiny(**overrides)
+        return cfg.with_(steps=scale.n(cfg.steps))
 
-    for_scale = from_scale  # deprecated alias (0.1)
 
     def with_(self, **overrides) -> "DPOConfig":
         """A copy with some fields replaced."""

@@ -48,7 +48,6 @@ from .logprobs import response_logprobs, sequence_logprob
 from .rewards import sentiment_reward
 
 DIVERGENCE_NAMES = tuple(F_DIVERGENCES)
-resolve_divergence = get_f_divergence  # deprecated alias (0.1)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -188,7 +187,6 @@ def log_t(log_pi: torch.Tensor, log_P: torch.Tensor, log_z) -> torch.Tensor:
     return log_pi - log_P + log_z  # (B,) +inf where P(x) = 0
 
 
-log_ratio = log_t  # deprecated alias (0.1): "log_ratio" is log Q/P in rlhf_edu.divergences
 
 
 def pseudo_reward(log_t: torch.Tensor, divergence: str | FDivergence,
@@ -419,11 +417,12 @@ class FDPGConfig:
 
     @classmethod
     def from_scale(cls, scale, **overrides) -> "FDPGConfig":
-        """The preset for ``scale`` (a :class:`rlhf_edu.config.Scale`), with ``scale.extra["fdpg"]`` overrides."""
+        """The preset for ``scale`` (a :class:`rlhf_edu.config.Scale`), with ``scale.extra["fdpg"]`` overrides
+        (``scale.n`` cuts the iterations in a plumbing test)."""
         cfg = cls.gpt2() if scale.name == "gpt2" else cls.tiny()
-        return replace(cfg, **{"max_prompt_tokens": scale.max_prompt_tokens, **scale.extra.get("fdpg", {}), **overrides})
+        cfg = replace(cfg, **{"max_prompt_tokens": scale.max_prompt_tokens, **scale.extra.get("fdpg", {}), **overrides})
+        return replace(cfg, iterations=scale.n(cfg.iterations))
 
-    for_scale = from_scale  # deprecated alias (0.1)
 
 
 def _rollout_logprob(model, ro) -> torch.Tensor:
@@ -432,7 +431,6 @@ def _rollout_logprob(model, ro) -> torch.Tensor:
     return sequence_logprob(lp, ro.response_mask, reduction="sum")  # (B,)
 
 
-sequence_logprobs = _rollout_logprob  # deprecated alias (0.1): use logprobs.sequence_logprob
 
 
 def train_fdpg(policy, base, tokenizer, prompts: list[str], task, divergence: str | FDivergence,
@@ -509,4 +507,3 @@ def evaluate_fdpg(policy, base, tokenizer, prompts: list[str], task, config: FDP
                 distinct_2=distinct_n(ro.texts, 2), texts=ro.texts, prompts=list(prompts))
 
 
-evaluate_policy = evaluate_fdpg  # deprecated alias (0.1): ppo.evaluate_policy meant something else

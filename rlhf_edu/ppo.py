@@ -150,11 +150,12 @@ class PPOConfig:
 
     @classmethod
     def from_scale(cls, scale, **kw) -> "PPOConfig":
-        """The preset matching a :class:`rlhf_edu.config.Scale` (``scale.extra`` may override fields)."""
+        """The preset matching a :class:`rlhf_edu.config.Scale` (``scale.extra`` may override fields;
+        ``scale.n`` cuts the iterations in a plumbing test)."""
         names = {f.name for f in fields(cls)}
         extra = {k: v for k, v in scale.extra.items() if k in names}
-        base = cls.tiny if scale.name == "tiny" else cls.gpt2
-        return base(**{**extra, **kw})
+        cfg = (cls.tiny if scale.name == "tiny" else cls.gpt2)(**{**extra, **kw})
+        return replace(cfg, iterations=scale.n(cfg.iterations))
 
 
 
@@ -356,7 +357,6 @@ def response_logprobs_masked(model, input_ids, attention_mask, prompt_length, ma
     return response_logprobs(model, input_ids, attention_mask, prompt_length) * mask
 
 
-evaluate_policy = score_samples  # deprecated alias (0.1): now rlhf_edu.rollouts.score_samples
 
 
 # ------------------------------------------------------------------------------------------

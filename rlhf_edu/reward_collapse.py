@@ -63,7 +63,6 @@ _FORMS = {
                lambda x, g: np.zeros_like(x, dtype=np.float64), lambda g: True),
 }
 UTILITY_KINDS = tuple(_FORMS)
-KINDS = UTILITY_KINDS  # deprecated alias (0.1)
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,6 @@ def sampled_token_kl(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, estimat
     return k1(log_ratio) if estimator == "k1" else k3(log_ratio)  # (B, R) eq. 4, or (rho - 1) - log rho
 
 
-per_token_kl = sampled_token_kl  # deprecated alias (0.1): divergences.per_token_kl is the exact KL
 
 
 def sequence_to_token_scores(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -54,3 +54,29 @@ def test_seed_everything_repeats_every_rng():
     assert draw() != a
     with pytest.raises(ValueError, match="seed"):
         seed_everything(-1)
+
+
+def test_smoke_cuts_every_training_count_and_nothing_else(monkeypatch):
+    """RLHF_EDU_SMOKE=1 (the gpt2 plumbing test) cuts iterations, steps and seeds to 3; batch
+    sizes, lengths and learning rates stay the preset's. Without it, nothing is cut."""
+    from rlhf_edu.bradley_terry import RewardModelConfig
+    from rlhf_edu.dpo import DPOConfig
+    from rlhf_edu.fdpg import FDPGConfig
+    from rlhf_edu.ppo import PPOConfig
+
+    def configs():
+        s = get_scale("gpt2", verbose=False)
+        return s, [PPOConfig.from_scale(s, iterations=40), DPOConfig.from_scale(s), FDPGConfig.from_scale(s),
+                   RewardModelConfig.from_scale(s)]
+
+    monkeypatch.delenv("RLHF_EDU_SMOKE", raising=False)
+    full, (ppo, dpo, fdpg, rm) = configs()
+    assert not full.smoke and full.n(5) == 5
+    assert (ppo.iterations, dpo.steps, fdpg.iterations, rm.steps) == (40, 400, 60, 400)
+    monkeypatch.setenv("RLHF_EDU_SMOKE", "1")
+    smoke, (ppo_s, dpo_s, fdpg_s, rm_s) = configs()
+    assert smoke.smoke and (smoke.n(5), smoke.n(2)) == (3, 2)
+    assert (ppo_s.iterations, dpo_s.steps, fdpg_s.iterations, rm_s.steps) == (3, 3, 3, 3)
+    for a, b in [(ppo, ppo_s), (dpo, dpo_s), (fdpg, fdpg_s), (rm, rm_s)]:
+        assert a.batch_size == b.batch_size and a.lr == b.lr
+    assert (ppo_s.batch_size, ppo_s.max_new_tokens, dpo_s.batch_size) == (64, 32, 32)

@@ -275,7 +275,7 @@ def test_train_fdpg_raises_constraint_rate(random_lm):
                         progress=False)
     assert set(hist) >= {"alignment", "kl_pi_a", "f_div", "log_z"}
     assert all(math.isfinite(v) for v in hist["f_div"] + hist["kl_pi_a"] + hist["log_z"])
-    before = F.evaluate_policy(base, base, _CharTokenizer(), ["ab", "ba"] * 64, task, cfg)
-    after = F.evaluate_policy(policy, base, _CharTokenizer(), ["ab", "ba"] * 64, task, cfg)
+    before = F.evaluate_fdpg(base, base, _CharTokenizer(), ["ab", "ba"] * 64, task, cfg)
+    after = F.evaluate_fdpg(policy, base, _CharTokenizer(), ["ab", "ba"] * 64, task, cfg)
     assert after["alignment"] > before["alignment"] + 0.1
     assert after["kl_pi_a"] > 0

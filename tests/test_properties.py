@@ -464,12 +464,12 @@ def test_kl_regularized_optimum_finite_and_optimal(data, beta, c):
 # ================================================================================================
 @PROPS
 @given(dtype=dtypes, data=st.data(), beta=st.sampled_from([0.0, 0.05, 1.0]))
-def test_rewards_per_token_kl_and_shaped_rewards(dtype, data, beta):
+def test_rewards_sampled_token_kl_and_shaped_rewards(dtype, data, beta):
     B, T = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 5))
     (a, a64), (b, b64) = q(data.draw(arr((B, T))), dtype), q(data.draw(arr((B, T))), dtype)
-    k1 = rw.per_token_kl(a, b, "k1")
+    k1 = rw.sampled_token_kl(a, b, "k1")
     check_close(k1, a64 - b64, dtype, 2 * (a64.abs() + b64.abs()) + 1e-300, what="rewards k1")
-    k3 = rw.per_token_kl(a, b, "k3")
+    k3 = rw.sampled_token_kl(a, b, "k3")
     exact3 = f64([[_k3_exact(float(v)) for v in row] for row in (b64 - a64)])
     check_finite_or_overflow(k3, exact3, "rewards k3")
     assert (k3 >= 0).all()

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rlhf_edu.rewards import (RewardCategory, Segment, fine_grained_scores, gold_reward, kl_shaped_rewards,
-                              last_token_index, ngrams_repeated, per_token_kl, segment_rewards_to_tokens,
+                              last_token_index, ngrams_repeated, sampled_token_kl, segment_rewards_to_tokens,
                               sentence_segments, sentence_sentiment, sequence_to_token_scores, span_repetition,
                               span_segments, text_scorer, whole_response_segments)
 
@@ -33,7 +33,7 @@ def test_kl_shaped_reward_shape(estimator):
     beta = 0.3
     out = kl_shaped_rewards(sequence_to_token_scores(scores, mask), logp, ref, mask, beta, estimator)
     last = [5, 7, 1]
-    kl_ref = per_token_kl(logp, ref, estimator)
+    kl_ref = sampled_token_kl(logp, ref, estimator)
     for b in range(3):
         for t in range(8):
             if mask[b, t] == 0:  # prompt or pad: nothing at all
@@ -52,8 +52,8 @@ def test_k3_is_unbiased_and_non_negative_by_enumeration():
     p = torch.softmax(torch.randn(7, generator=g), 0)
     q = torch.softmax(torch.randn(7, generator=g), 0)
     exact = (p * (p / q).log()).sum()
-    k3 = per_token_kl(p.log()[None], q.log()[None], "k3")[0]  # one value per outcome
-    k1 = per_token_kl(p.log()[None], q.log()[None], "k1")[0]
+    k3 = sampled_token_kl(p.log()[None], q.log()[None], "k3")[0]  # one value per outcome
+    k1 = sampled_token_kl(p.log()[None], q.log()[None], "k1")[0]
     assert (k3 >= 0).all()
     assert math.isclose((p * k3).sum().item(), exact.item(), rel_tol=1e-5)  # E_p[k3] = KL(p||q)
     assert math.isclose((p * k1).sum().item(), exact.item(), rel_tol=1e-5)
