@@ -21,7 +21,7 @@
 # (Wu et al. 2023, presented in Lecture 6) splits the judgement into error categories, scores each
 # category at its own density (per sentence, per span, per response) and puts every score on the
 # token where its segment ends. This notebook gives the same policy one signal at two densities
-# (once per response, or on every clause) and adds a second category, three seeds each, and judges
+# (once per response, or on every clause) and adds a second category, four seeds each, and judges
 # every run with the course's gold judge.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
@@ -62,7 +62,7 @@ from rlhf_edu.config import get_scale, seed_everything
 from rlhf_edu.data import lm_documents, load_splits, make_prompts
 from rlhf_edu.models import frozen_copy, load_policy, scalar_head_from_lm
 from rlhf_edu import rewards
-from rlhf_edu.rewards import (FineGrainedReward, RewardCategory, Segment, fine_grained_scores, response_token_strings,
+from rlhf_edu.rewards import (FineGrainedReward, RewardCategory, fine_grained_scores, response_token_strings,
                               sentence_segments, sentence_sentiment, span_repetition, span_segments,
                               whole_response_segments)
 from rlhf_edu.ppo import PPOConfig, heldout_lm_loss, make_rollout, ptx_blocks, score_samples, train_ppo
@@ -169,11 +169,7 @@ CLAUSE_END = re.compile(r"[,;:.!?]")
 
 def clause_segments(tokens):
     """Clauses: a segment ends at every token holding , ; : . ! or ?, and at the last token."""
-    ends = [i for i, t in enumerate(tokens) if CLAUSE_END.search(t)]
-    if tokens and (not ends or ends[-1] != len(tokens) - 1):
-        ends.append(len(tokens) - 1)
-    starts = [0] + [e + 1 for e in ends[:-1]]
-    return [Segment(a, b, "".join(tokens[a:b + 1])) for a, b in zip(starts, ends)]
+    return sentence_segments(tokens, end=CLAUSE_END)
 
 
 def clause_sentiment(prompts, segments, tokens):  # R(x, y, j): VADER of clause j
@@ -199,7 +195,7 @@ for name, fn in reward_fns.items():  # one hand-made response: where each run's 
     print(f"{name:24s} r_t = {[round(v, 3) for v in out.token_scores[0].tolist()]}  (sum {out.token_scores.sum():+.3f})")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# ### 4.2 Three runs, five seeds each
+# ### 4.2 Three runs, four seeds each
 #
 # Same base model, β, prompts and number of samples; a seed fixes the prompt order, the sampler and
 # the value head, so within a seed the runs see the same prompts. The final policies are judged on
@@ -207,7 +203,7 @@ for name, fn in reward_fns.items():  # one hand-made response: where each run's 
 # **distinct-2**, the share of distinct word bigrams over all 64 responses (diversity across answers).
 
 # %% slideshow={"slide_type": "-"}
-SEEDS = tuple(range(scale.n(5)))  # 0-4
+SEEDS = tuple(range(scale.n(4)))  # 0-3
 
 
 def final_scores(policy):
@@ -275,32 +271,33 @@ for name in RUNS:
         print(f"  {p!r} -> {y!r}")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# **Reading the runs** (mean ± SE over five seeds; the verdicts are in section 6).
+# **Reading the runs** (mean ± SE over four seeds; the verdicts are in section 6).
 #
 # * **Where the same signal lands changes what is learnt.** Both runs receive the same sum for the
-#   same text, yet the per-clause runs lift their task reward from +0.12 to +2.36 ± 0.97 (last three
-#   iterations; 2.3 SE above its start), the per-response runs only to +0.25 ± 0.07. The dense signal says *which* clause
+#   same text, yet the per-clause runs lift their task reward from +0.11 to +2.67 ± 1.19 (last three
+#   iterations; 2.2 SE above its start), the per-response runs only to +0.25 ± 0.08. The dense signal says *which* clause
 #   paid, and the policy finds what pays most: cutting the answer into one-word praise clauses
-#   ("good good. good. good. good."). The gap between the two task rewards is 2.2 SE: large in the
+#   ("good good. good. good. good."). The gap between the two task rewards is 2.0 SE: large in the
 #   mean, not shown.
 # * **Length** is the one effect beyond 3 SE. The per-response runs shorten their final answers to
-#   3.4 ± 0.7 words (the base model writes 10.6), the per-clause runs keep 10.5 ± 1.2. When the only
-#   task signal comes once, at the end, the per-token KL penalty is the steadiest signal the policy
-#   gets, and every token pays it; the same pressure shortened notebook 07's β = 0.3 answers. That
-#   reading is ours: we did not test it.
+#   3.4 ± 0.9 words (the base model writes 10.6), the per-clause runs keep 9.8 ± 1.3 (about 4 SE apart).
+#   When the only task signal comes once, at the end, the per-token KL penalty is the steadiest
+#   signal the policy gets, and every token pays it; the same pressure shortened notebook 07's
+#   β = 0.3 answers. That reading is ours: we did not test it.
 # * **Gold.** The per-response runs' short answers fail the judge's readability (it wants five words
-#   or more): in the first panel their rollout gold drifts from about −0.1 to about −0.4 (a figure
-#   reading, not a checked effect), and their final
-#   gold is −0.373 ± 0.139, against +0.094 ± 0.228 per clause and +0.179 ± 0.278 with the
-#   repetition category. None of these gaps reaches 3 SE (per clause against per response: 1.8 SE),
-#   so at this scale we do not confirm Wu et al.'s finding that the dense reward ends with a better
-#   policy; the seeds of the dense runs differ too much (some loop, some do not).
+#   or more): in the first panel their rollout gold drifts from about −0.15 to about −0.4 (a figure
+#   reading, not a checked effect), and their final gold is −0.405 ± 0.175, against −0.039 ± 0.239
+#   per clause and +0.170 ± 0.359 with the repetition category. None of these gaps reaches 3 SE
+#   (per clause against per response: 1.2 SE), so at this scale we do not confirm Wu et al.'s
+#   finding that the dense reward ends with a better policy; the seeds of the dense runs differ too
+#   much (some loop, some do not), and the per-clause rollout gold climbs to about +0.2 and falls
+#   back in the last iterations as the loops take over.
 # * **The category weight.** With the repetition category on ($w = 1$ instead of 0), the share of
-#   repeated bigrams falls from 0.217 ± 0.122 to 0.011 ± 0.004 and distinct-2, the diversity across
-#   answers, rises from 0.523 ± 0.103 to 0.795 ± 0.050 (the base model: 0.939); 1.7 and 2.4 SE, not
-#   shown with five seeds. Section 4.3 shows the mechanism on one response.
-# * **Cost.** Scoring every clause took 1,085 reward-model queries per run against 352 for one per
-#   response (3.1 times); the span category doubles it again (2,166).
+#   repeated bigrams falls from 0.265 ± 0.145 to 0.013 ± 0.005 and distinct-2, the diversity across
+#   answers, rises from 0.481 ± 0.121 to 0.804 ± 0.064 (the base model: 0.939); 1.7 and 2.4 SE, not
+#   shown with four seeds. Section 4.3 shows the mechanism on one response.
+# * **Cost.** Scoring every clause took 1,119 reward-model queries per run against 352 for one per
+#   response (3.2 times); the span category doubles it again (2,270).
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### 4.3 Where each reward lands, on a trained policy

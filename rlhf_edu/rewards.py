@@ -126,13 +126,14 @@ def whole_response_segments(tokens: list[str]) -> list[Segment]:
     return _segments_from_ends(tokens, [len(tokens) - 1] if tokens else [])
 
 
-def sentence_segments(tokens: list[str]) -> list[Segment]:
-    """Sentences: a segment ends at every token holding '.', '!' or '?', and at the last token.
+def sentence_segments(tokens: list[str], end: re.Pattern = SENTENCE_END) -> list[Segment]:
+    """Sentences: a segment ends at every token holding '.', '!' or '?' (or a match of ``end``:
+    ``re.compile("[,;:.!?]")`` gives clauses), and at the last token.
 
     tokens: the response's token strings (:func:`response_token_strings`). A response with no
     sentence end is one segment.
     """
-    ends = [i for i, t in enumerate(tokens) if SENTENCE_END.search(t)]
+    ends = [i for i, t in enumerate(tokens) if end.search(t)]
     if tokens and (not ends or ends[-1] != len(tokens) - 1):
         ends.append(len(tokens) - 1)
     return _segments_from_ends(tokens, ends)

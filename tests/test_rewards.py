@@ -1,6 +1,7 @@
 """Tests of the per-token and fine-grained rewards in rlhf_edu.rewards."""
 
 import math
+import re
 
 import pytest
 import torch
@@ -65,6 +66,8 @@ TOKENS = ["The", " film", " is", " bad", ".", " Great", " cast", "!", " and", " 
 def test_segmenters_end_where_expected():
     assert [s.end for s in sentence_segments(TOKENS)] == [4, 7, 9]
     assert sentence_segments(TOKENS)[1].text == " Great cast!"
+    clauses = sentence_segments([" dull", ",", " slow", ";", " fine"], end=re.compile("[,;:.!?]"))
+    assert [(s.start, s.end) for s in clauses] == [(0, 1), (2, 3), (4, 4)]  # clause ends, then the last token
     assert [s.end for s in span_segments(TOKENS, 4)] == [3, 7, 9]
     assert [(s.start, s.end) for s in whole_response_segments(TOKENS)] == [(0, 9)]
     assert sentence_segments([]) == [] and span_segments([], 3) == []
