@@ -291,7 +291,7 @@ for name in RUNS:
 #   (per clause against per response: 1.2 SE), so at this scale we do not confirm Wu et al.'s
 #   finding that the dense reward ends with a better policy; the seeds of the dense runs differ too
 #   much (some loop, some do not), and the per-clause rollout gold climbs to about +0.2 and falls
-#   back in the last iterations as the loops take over.
+#   back in the last iterations (a figure reading; the loops are our guess at why, not tested).
 # * **The category weight.** With the repetition category on ($w = 1$ instead of 0), the share of
 #   repeated bigrams falls from 0.265 ± 0.145 to 0.013 ± 0.005 and distinct-2, the diversity across
 #   answers, rises from 0.481 ± 0.121 to 0.804 ± 0.064 (the base model: 0.939); 1.7 and 2.4 SE, not
